@@ -1,0 +1,1 @@
+"""Conversant: keeps a brand in the conversation on social platforms."""

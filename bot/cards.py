@@ -1,0 +1,241 @@
+"""Block Kit for review cards and modals. Pure functions: state in, dicts out.
+
+Only ``bot/slack/publish.py`` sends these to Slack; the demo prints them with
+``as_text``.
+"""
+from __future__ import annotations
+
+import enum
+import json
+import re
+from dataclasses import dataclass
+from datetime import datetime
+
+from bot.models import Conversation, DismissReason, State
+
+
+class ActionId(str, enum.Enum):
+    APPROVE = "conversant_approve"
+    EDIT = "conversant_edit"
+    DISMISS = "conversant_dismiss"
+    RETRY = "conversant_retry"
+
+
+class ModalId(str, enum.Enum):
+    EDIT = "conversant_edit_modal"
+    DISMISS = "conversant_dismiss_modal"
+
+
+REPLY_BLOCK, REPLY_INPUT = "reply", "reply_text"
+REASON_BLOCK, REASON_INPUT = "reason", "dismiss_reason"
+SECTION_LIMIT = 2900  # Slack allows 3,000 characters in a section's text
+
+
+@dataclass(frozen=True)
+class CardFacts:
+    """What a card needs beyond the row: the platform's name and how it counts length."""
+
+    platform_label: str
+    limit: int
+    draft_length: int | None
+
+
+def button_value(conversation_id: int) -> str:
+    return json.dumps({"conversation": conversation_id})
+
+
+def parse_button_value(value: str | None) -> int | None:
+    """The conversation a button or modal belongs to; None for anything malformed."""
+    try:
+        conversation_id = json.loads(value or "").get("conversation")
+    except (ValueError, AttributeError):
+        return None
+    return conversation_id if isinstance(conversation_id, int) and conversation_id > 0 else None
+
+
+def escape(text: str) -> str:
+    """Slack mrkdwn control characters, so people's posts cannot ping or link."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def quote(text: str) -> str:
+    body = escape(text)
+    if len(body) > SECTION_LIMIT:
+        body = body[:SECTION_LIMIT] + "…"
+    return "\n".join("> " + line for line in (body.splitlines() or [""]))
+
+
+def slack_time(moment: datetime, token: str = "{date_short_pretty} at {time}") -> str:
+    epoch = int(moment.timestamp())
+    return f"<!date^{epoch}^{token}|{moment.strftime('%Y-%m-%d %H:%M UTC')}>"
+
+
+def review_card(conversation: Conversation, facts: CardFacts) -> dict:
+    """The card's ``text`` (notification fallback) and ``blocks`` for its current state."""
+    c = conversation
+    who = f"*{escape(c.author_name)}* (@{escape(c.author_handle)})" if c.author_name else f"*@{escape(c.author_handle)}*"
+    blocks: list[dict] = [
+        _section(f"{who} {_reason_phrase(c.reason)} on *{facts.platform_label}* · {slack_time(c.posted_at, '{ago}')}"),
+    ]
+    if c.parent_text:
+        label = "Quoting" if c.reason == "quote" else "In reply to"
+        blocks.append(_context(f"{label}:\n{quote(c.parent_text)}"))
+    blocks.append(_section(quote(c.text)))
+    blocks.append(_context(f"<{c.url}|Open the post on {facts.platform_label}>" + _triage_phrase(c)))
+    blocks.extend(_draft_blocks(c, facts))
+    blocks.extend(_outcome_blocks(c, facts))
+    actions = _buttons(c)
+    if actions:
+        blocks.append({"type": "actions", "block_id": f"conversation_{c.id}", "elements": actions})
+    return {"text": f"{facts.platform_label} mention from @{c.author_handle}: {c.text[:150]}", "blocks": blocks}
+
+
+def _reason_phrase(reason: str) -> str:
+    return {
+        "mention": "mentioned the brand",
+        "reply": "replied to the brand",
+        "quote": "quoted the brand",
+        "keyword": "talked about the brand",
+    }.get(reason, "mentioned the brand")
+
+
+def _triage_phrase(c: Conversation) -> str:
+    parts = [p for p in (c.category, c.sentiment and f"{c.sentiment} sentiment", c.urgency and f"{c.urgency} urgency") if p]
+    return " · " + " · ".join(parts) if parts else ""
+
+
+def _draft_blocks(c: Conversation, facts: CardFacts) -> list[dict]:
+    if c.state in (State.REPLIED.value, State.APPROVED.value, State.POSTING.value) and c.reply_text:
+        return [_section(f"*Reply{' (edited)' if c.reply_edited else ''}:*\n{quote(c.reply_text)}")]
+    if c.draft_text:
+        blocks = [_section(f"*Draft* ({facts.draft_length}/{facts.limit}):\n{quote(c.draft_text)}")]
+        if c.policy_problems and _is_open(c):
+            problems = "\n".join(f"• {escape(p)}" for p in c.policy_problems)
+            blocks.append(_section(f":warning: *This draft can't be approved as written:*\n{problems}\nUse *Edit* to fix it."))
+        return blocks
+    if _is_open(c):
+        reason = escape(c.draft_error or "No draft is available.")
+        return [_section(f":pencil2: *No draft available.* {reason}\nUse *Edit* to write the reply.")]
+    return []
+
+
+def _outcome_blocks(c: Conversation, facts: CardFacts) -> list[dict]:
+    by = f"<@{c.decided_by}>" if c.decided_by else "someone"
+    when = slack_time(c.decided_at) if c.decided_at else ""
+    state = State(c.state)
+    if state in (State.APPROVED, State.POSTING):
+        return [_context(f":hourglass_flowing_sand: Approved by {by} {when}; posting to {facts.platform_label}…")]
+    if state is State.REPLIED:
+        link = f"<{c.reply_url}|View the reply>" if c.reply_url else "reply posted"
+        sent = slack_time(c.replied_at) if c.replied_at else when
+        actor = f"Approved by {by}" if c.decided_by else "Posted"
+        return [_context(f":white_check_mark: {actor} · replied {sent} · {link}")]
+    if state is State.POST_FAILED:
+        return [_section(f":x: *Posting failed:* {escape(c.post_error or 'unknown error')}\nNothing was posted. *Retry* tries again; *Edit* changes the text first.")]
+    if state is State.DISMISSED:
+        reason = DismissReason(c.dismiss_reason).label.lower() if c.dismiss_reason else "no reason given"
+        return [_context(f":no_entry_sign: Dismissed by {by} {when} ({reason})")]
+    if state is State.ANSWERED_ELSEWHERE:
+        link = f": <{c.reply_url}|see the reply>" if c.reply_url else ""
+        return [_context(f":leftwards_arrow_with_hook: Already answered on {facts.platform_label}{link}. Nothing to do.")]
+    if state is State.MISSED:
+        return [_context(":hourglass: Missed: nobody answered in time.")]
+    return []
+
+
+def _is_open(c: Conversation) -> bool:
+    return c.state in (State.CARDED.value, State.DRAFTED.value, State.DRAFT_FAILED.value, State.POST_FAILED.value)
+
+
+def _buttons(c: Conversation) -> list[dict]:
+    if not _is_open(c):
+        return []
+    value = button_value(c.id)
+    buttons = []
+    if c.state == State.POST_FAILED.value:
+        buttons.append(_button("Retry", ActionId.RETRY, value, style="primary"))
+    elif c.draft_text and not c.policy_problems:
+        buttons.append(_button("Approve", ActionId.APPROVE, value, style="primary"))
+    buttons.append(_button("Edit", ActionId.EDIT, value))
+    buttons.append(_button("Dismiss", ActionId.DISMISS, value, style="danger"))
+    return buttons
+
+
+def _button(label: str, action: ActionId, value: str, style: str | None = None) -> dict:
+    button = {"type": "button", "text": {"type": "plain_text", "text": label}, "action_id": action.value, "value": value}
+    if style:
+        button["style"] = style
+    return button
+
+
+def _section(text: str) -> dict:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": text}}
+
+
+def _context(text: str) -> dict:
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": text}]}
+
+
+def edit_modal(c: Conversation, facts: CardFacts) -> dict:
+    initial = c.reply_text or c.draft_text or ""
+    return {
+        "type": "modal",
+        "callback_id": ModalId.EDIT.value,
+        "private_metadata": button_value(c.id),
+        "title": {"type": "plain_text", "text": "Edit the reply"},
+        "submit": {"type": "plain_text", "text": "Post reply"},
+        "close": {"type": "plain_text", "text": "Cancel"},
+        "blocks": [
+            _context(f"Replying to @{escape(c.author_handle)} on {facts.platform_label}:\n{quote(c.text)}"),
+            {
+                "type": "input",
+                "block_id": REPLY_BLOCK,
+                "label": {"type": "plain_text", "text": f"Reply (at most {facts.limit} characters)"},
+                "element": {
+                    "type": "plain_text_input",
+                    "action_id": REPLY_INPUT,
+                    "multiline": True,
+                    "initial_value": initial,
+                },
+            },
+        ],
+    }
+
+
+def dismiss_modal(c: Conversation) -> dict:
+    options = [
+        {"text": {"type": "plain_text", "text": reason.label}, "value": reason.value} for reason in DismissReason
+    ]
+    return {
+        "type": "modal",
+        "callback_id": ModalId.DISMISS.value,
+        "private_metadata": button_value(c.id),
+        "title": {"type": "plain_text", "text": "Dismiss"},
+        "submit": {"type": "plain_text", "text": "Dismiss"},
+        "close": {"type": "plain_text", "text": "Cancel"},
+        "blocks": [
+            _section(f"Dismiss the mention from @{escape(c.author_handle)}? Nothing will be posted."),
+            {
+                "type": "input",
+                "block_id": REASON_BLOCK,
+                "label": {"type": "plain_text", "text": "Why?"},
+                "element": {"type": "radio_buttons", "action_id": REASON_INPUT, "options": options},
+            },
+        ],
+    }
+
+
+def as_text(card: dict) -> str:
+    """A plain-text rendering of a card, for the terminal demo."""
+    lines = []
+    for block in card["blocks"]:
+        if block["type"] == "section":
+            lines.append(block["text"]["text"])
+        elif block["type"] == "context":
+            lines.extend(e["text"] for e in block["elements"])
+        elif block["type"] == "actions":
+            lines.append("  ".join(f"[ {e['text']['text']} ]" for e in block["elements"]))
+    text = re.sub(r"<!date\^\d+\^[^|]*\|([^>]*)>", r"\1", "\n".join(lines))
+    text = re.sub(r"<([^|>]+)\|([^>]+)>", r"\2 (\1)", text)
+    text = re.sub(r"<@(\w+)>", r"@\1", text)
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")

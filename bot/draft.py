@@ -1,0 +1,82 @@
+"""Turn a stored mention into a triaged draft: prompts from ``prompts/``, the model, the policy."""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from importlib.resources import files
+from pathlib import Path
+
+from bot.config import Settings
+from bot.llm import Drafter, DraftUnavailable, Triage
+from bot.models import Conversation
+
+log = logging.getLogger(__name__)
+
+PROMPT_FILES = ("system.md", "voice.md", "examples.md")
+
+
+@dataclass(frozen=True)
+class Prompts:
+    system: str
+    voice: str
+    examples: str
+
+
+def prompts_dir(settings: Settings) -> Path:
+    """``PROMPTS_DIR``, else ``./prompts`` when present, else the copy shipped with the package."""
+    if settings.prompts_dir:
+        return settings.prompts_dir
+    local = Path("prompts")
+    if (local / "system.md").is_file():
+        return local
+    return Path(str(files("bot.prompts")))
+
+
+def load_prompts(settings: Settings) -> Prompts:
+    folder = prompts_dir(settings)
+    texts = {}
+    for name in PROMPT_FILES:
+        path = folder / name
+        texts[name] = path.read_text(encoding="utf-8") if path.is_file() else ""
+    brand = settings.brand_name or "the brand"
+    return Prompts(
+        system=texts["system.md"].replace("{brand}", brand),
+        voice=texts["voice.md"].replace("{brand}", brand),
+        examples=texts["examples.md"].replace("{brand}", brand),
+    )
+
+
+def build_messages(prompts: Prompts, conversation: Conversation, *, platform_label: str, limit: int) -> list[dict]:
+    """Stable instructions first (providers cache the prefix), the untrusted mention last."""
+    system = "\n\n".join(part.strip() for part in (prompts.system, prompts.voice, prompts.examples) if part.strip())
+    mention = {
+        "platform": platform_label,
+        "author": {"handle": conversation.author_handle, "name": conversation.author_name},
+        "kind": conversation.reason,
+        "text": conversation.text,
+    }
+    if conversation.parent_text:
+        mention["in_reply_to"] = conversation.parent_text
+    user = (
+        f"Draft a reply on {platform_label}; it must be at most {limit} characters.\n"
+        f"<untrusted_mention>\n{json.dumps(mention, ensure_ascii=False, indent=1)}\n</untrusted_mention>"
+    )
+    return [{"role": "system", "content": system}, {"role": "user", "content": user}]
+
+
+@dataclass(frozen=True)
+class DraftOutcome:
+    triage: Triage | None
+    error: str | None
+
+
+def make_draft(drafter: Drafter | None, prompts: Prompts, conversation: Conversation, *, platform_label: str, limit: int) -> DraftOutcome:
+    if drafter is None:
+        return DraftOutcome(None, "No model is configured (set OPENAI_API_KEY or OPENAI_BASE_URL).")
+    messages = build_messages(prompts, conversation, platform_label=platform_label, limit=limit)
+    try:
+        return DraftOutcome(drafter.triage(messages), None)
+    except DraftUnavailable as error:
+        log.warning("conversation %s: no draft: %s", conversation.id, error)
+        return DraftOutcome(None, f"No draft: {error}.")

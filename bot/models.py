@@ -1,0 +1,195 @@
+"""Tables: the database is the truth about every conversation; Slack shows it.
+
+A ``Conversation`` is one mention that may need an answer, from arrival to its
+outcome. Its ``state`` moves along the life in DESIGN.md, always through a
+conditional update (see ``transition``) so that racing clicks or processes
+cannot both win.
+"""
+from __future__ import annotations
+
+import enum
+from datetime import datetime, timezone
+
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    update,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class UTCDateTime(TypeDecorator):
+    """Stores UTC, returns aware datetimes on SQLite and PostgreSQL alike."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is not None and value.tzinfo is None:
+            raise ValueError("naive datetime given to the database; use an aware UTC datetime")
+        return value.astimezone(timezone.utc) if value is not None else None
+
+    def process_result_value(self, value, dialect):
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value
+
+
+class State(str, enum.Enum):
+    NEW = "new"
+    DRAFTING = "drafting"  # claimed by one process while the model works
+    DRAFTED = "drafted"
+    DRAFT_FAILED = "draft_failed"
+    SKIPPED = "skipped"  # the model said no reply is needed
+    CARDED = "carded"
+    APPROVED = "approved"
+    POSTING = "posting"
+    REPLIED = "replied"
+    POST_FAILED = "post_failed"
+    DISMISSED = "dismissed"
+    ANSWERED_ELSEWHERE = "answered_elsewhere"
+    MISSED = "missed"
+
+
+WAITING_FOR_CARD = (State.DRAFTED, State.DRAFT_FAILED)
+OPEN_ON_SLACK = (State.CARDED, State.POST_FAILED)
+DONE = (State.REPLIED, State.DISMISSED, State.ANSWERED_ELSEWHERE, State.SKIPPED, State.MISSED)
+
+
+class DismissReason(str, enum.Enum):
+    NOT_RELEVANT = "not_relevant"
+    SPAM = "spam"
+    HANDLED_ELSEWHERE = "handled_elsewhere"
+    NO_REPLY_NEEDED = "no_reply_needed"
+
+    @property
+    def label(self) -> str:
+        return self.value.replace("_", " ").capitalize()
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Conversation(Base):
+    __tablename__ = "conversations"
+    __table_args__ = (
+        UniqueConstraint("platform", "external_id", name="uq_conversation_mention"),
+        Index("ix_conversations_state_received", "state", "received_at"),
+        Index("ix_conversations_thread", "platform", "thread_key"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    platform: Mapped[str] = mapped_column(String(20))
+    external_id: Mapped[str] = mapped_column(String(512))
+    thread_key: Mapped[str] = mapped_column(String(512))
+    thread_ref: Mapped[dict] = mapped_column(JSON)  # adapter-private: what it needs to reply
+    reason: Mapped[str] = mapped_column(String(20))  # mention | reply | quote | keyword
+    author_id: Mapped[str] = mapped_column(String(255))
+    author_handle: Mapped[str] = mapped_column(String(255))
+    author_name: Mapped[str | None] = mapped_column(String(255))
+    text: Mapped[str] = mapped_column(Text)
+    url: Mapped[str] = mapped_column(String(1024))
+    parent_text: Mapped[str | None] = mapped_column(Text)
+    posted_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    state: Mapped[str] = mapped_column(String(24), default=State.NEW.value)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    # triage and draft
+    needs_reply: Mapped[bool | None]
+    category: Mapped[str | None] = mapped_column(String(20))
+    sentiment: Mapped[str | None] = mapped_column(String(20))
+    urgency: Mapped[str | None] = mapped_column(String(20))
+    triage_reason: Mapped[str | None] = mapped_column(Text)
+    draft_text: Mapped[str | None] = mapped_column(Text)
+    draft_error: Mapped[str | None] = mapped_column(Text)
+    policy_problems: Mapped[list] = mapped_column(JSON, default=list)
+
+    # the card
+    slack_channel: Mapped[str | None] = mapped_column(String(32))
+    slack_ts: Mapped[str | None] = mapped_column(String(32))
+    carding_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    # the decision and the reply
+    decided_by: Mapped[str | None] = mapped_column(String(32))
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    dismiss_reason: Mapped[str | None] = mapped_column(String(32))
+    reply_text: Mapped[str | None] = mapped_column(Text)
+    reply_edited: Mapped[bool | None]
+    reply_id: Mapped[str | None] = mapped_column(String(512))
+    reply_url: Mapped[str | None] = mapped_column(String(1024))
+    replied_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    posting_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    post_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    post_error: Mapped[str | None] = mapped_column(Text)
+
+    def __repr__(self) -> str:
+        return f"<Conversation {self.id} {self.platform} {self.state}>"
+
+
+class AuditEvent(Base):
+    """Who did what to which conversation, and the text that was posted."""
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"), index=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    actor: Mapped[str] = mapped_column(String(64))  # Slack user ID, or "conversant" for the bot itself
+    action: Mapped[str] = mapped_column(String(32))
+    detail: Mapped[str | None] = mapped_column(Text)
+
+
+class PlatformCursor(Base):
+    """Where each platform's feed was read up to, saved with the mentions it yielded."""
+
+    __tablename__ = "platform_cursors"
+
+    platform: Mapped[str] = mapped_column(String(20), primary_key=True)
+    feed: Mapped[str] = mapped_column(String(255), primary_key=True)
+    value: Mapped[dict] = mapped_column(JSON)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class PlatformStatus(Base):
+    """The last poll outcome per platform, so a failure is shown in Slack once."""
+
+    __tablename__ = "platform_status"
+
+    platform: Mapped[str] = mapped_column(String(20), primary_key=True)
+    ok: Mapped[bool]
+    error: Mapped[str | None] = mapped_column(Text)
+    since: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+def transition(session: Session, conversation_id: int, from_states, to_state: State, **values) -> bool:
+    """Move a conversation to ``to_state`` only if it is in one of ``from_states``.
+
+    Returns whether this caller won. The UPDATE's WHERE clause is the guard, so
+    exactly one of two racing callers (clicks, retries, processes) gets True.
+    """
+    states = [s.value for s in ([from_states] if isinstance(from_states, State) else from_states)]
+    result = session.execute(
+        update(Conversation)
+        .where(Conversation.id == conversation_id, Conversation.state.in_(states))
+        .values(state=to_state.value, updated_at=utcnow(), **values)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1
+
+
+def audit(session: Session, conversation_id: int, actor: str, action: str, detail: str | None = None) -> None:
+    session.add(AuditEvent(conversation_id=conversation_id, actor=actor, action=action, detail=detail))

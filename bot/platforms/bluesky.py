@@ -1,0 +1,318 @@
+"""Bluesky through the `atproto` SDK: notifications and search in, threaded replies out.
+
+Cursors: the notifications feed and each keyword search keep the newest
+``indexedAt`` already read (``{"seen": iso}``). Each poll pages newest-first
+until it reaches that time, so a restart neither misses nor repeats anything;
+items at exactly that time are read again and dropped by the database's unique
+constraint. ``updateSeen`` is sent as a courtesy (the app's unread badge), but
+our own cursor is the truth, so a person reading notifications in the app
+cannot make Conversant miss one.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from datetime import datetime, timezone
+
+import regex
+from atproto import Client, models
+from atproto_client.exceptions import (
+    AtProtocolError,
+    BadRequestError,
+    NetworkError,
+    RateLimitExceededError,
+    RequestErrorBase,
+    UnauthorizedError,
+)
+from atproto_client.request import Request
+
+from bot.platforms.base import (
+    AuthFailed,
+    FetchResult,
+    Mention,
+    MentionGone,
+    PlatformError,
+    PostedReply,
+    RateLimited,
+    Rejected,
+    Unavailable,
+)
+
+log = logging.getLogger(__name__)
+
+REASONS = ("mention", "reply", "quote")
+PAGE_SIZE = 50
+MAX_PAGES = 40  # 2,000 items a poll; older backlog waits for the next poll
+URL_RE = regex.compile(r"https?://[^\s<>\"'）)]+[^\s<>\"'）).,;:!?]")
+HANDLE_RE = regex.compile(r"(?<![\w@])@([a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)+)")
+CREDENTIALS_HINT = "check BLUESKY_HANDLE and BLUESKY_APP_PASSWORD (create an app password in Bluesky: Settings → Privacy and security → App passwords)"
+
+
+def grapheme_count(text: str) -> int:
+    return len(regex.findall(r"\X", text))
+
+
+def parse_time(value: str) -> datetime:
+    moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def iso(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def post_url(handle: str, uri: str) -> str:
+    return f"https://bsky.app/profile/{handle}/post/{uri.rsplit('/', 1)[-1]}"
+
+
+class BlueskyPlatform:
+    name = "bluesky"
+    label = "Bluesky"
+    text_limit = 300
+
+    def __init__(self, handle: str, app_password: str, pds_url: str, *, keywords: tuple[str, ...] = (), timeout: float = 20.0):
+        self.handle = handle
+        self._password = app_password
+        self.pds_url = pds_url
+        self.keywords = keywords
+        self._timeout = timeout
+        self._client: Client | None = None
+        self.did: str | None = None
+
+    # -- session ---------------------------------------------------------------
+
+    def _session(self) -> Client:
+        if self._client is None:
+            client = Client(base_url=self.pds_url, request=Request(timeout=self._timeout))
+            profile = self._call("log in", lambda: client.login(self.handle, self._password))
+            self.did = profile.did
+            self._client = client
+        return self._client
+
+    def _call(self, what: str, action):
+        """Run one SDK call, turning its errors into our error tree."""
+        try:
+            return action()
+        except RateLimitExceededError as error:
+            raise RateLimited(self.name, f"Bluesky rate limit reached while trying to {what}", retry_at=error.reset_at) from None
+        except UnauthorizedError as error:
+            self._client = None  # log in again next time
+            raise AuthFailed(self.name, f"Bluesky refused to {what} for @{self.handle}: {_detail(error)}", hint=CREDENTIALS_HINT) from None
+        except BadRequestError as error:
+            detail = _detail(error)
+            if _error_name(error) in ("NotFound", "RecordNotFound"):
+                raise MentionGone(self.name, f"the Bluesky post is gone ({detail})") from None
+            if _error_name(error) in ("AccountTakedown", "AccountDeactivated", "AuthFactorTokenRequired"):
+                raise AuthFailed(self.name, f"Bluesky refused to {what} for @{self.handle}: {detail}", hint=CREDENTIALS_HINT) from None
+            raise Rejected(self.name, f"Bluesky refused to {what}: {detail}") from None
+        except (NetworkError, RequestErrorBase) as error:
+            raise Unavailable(self.name, f"Bluesky did not answer while trying to {what}: {_detail(error)}", hint="Conversant tries again on the next poll") from None
+        except AtProtocolError as error:
+            raise Unavailable(self.name, f"Bluesky gave an unexpected answer while trying to {what}: {type(error).__name__}") from None
+
+    def check_login(self) -> str:
+        self._session()
+        return f"@{self.handle} ({self.did}) on {self.pds_url}"
+
+    def text_length(self, text: str) -> int:
+        return grapheme_count(text)
+
+    # -- reading ---------------------------------------------------------------
+
+    def fetch_mentions(self, cursors: dict[str, dict], since: datetime) -> FetchResult:
+        client = self._session()
+        result = FetchResult(mentions=[])
+        seen_uris: set[str] = set()
+
+        def keep(mention: Mention) -> None:
+            if mention.external_id not in seen_uris:
+                seen_uris.add(mention.external_id)
+                result.mentions.append(mention)
+
+        watermark = _watermark(cursors.get("notifications"), since)
+        newest, notifications = self._read_notifications(client, watermark)
+        for item in notifications:
+            keep(self._mention_from_notification(item))
+        if newest:
+            result.cursors["notifications"] = {"seen": iso(newest)}
+            self._mark_seen(client, newest)
+
+        for keyword in self.keywords:
+            feed = f"search:{keyword.lower()}"
+            try:
+                newest, posts = self._search(client, keyword, _watermark(cursors.get(feed), since))
+            except PlatformError as error:
+                result.errors.append(error)
+                continue
+            for post in posts:
+                keep(self._mention_from_post(post, reason="keyword"))
+            if newest:
+                result.cursors[feed] = {"seen": iso(newest)}
+
+        self._attach_parent_texts(client, result.mentions)
+        return result
+
+    def _read_notifications(self, client: Client, watermark: datetime):
+        newest, kept, cursor = None, [], None
+        for _ in range(MAX_PAGES):
+            page = self._call(
+                "read notifications",
+                lambda: client.app.bsky.notification.list_notifications({"limit": PAGE_SIZE, "cursor": cursor}),
+            )
+            reached_old = False
+            for item in page.notifications:
+                indexed = parse_time(item.indexed_at)
+                if indexed < watermark:
+                    reached_old = True
+                    break
+                newest = max(newest or indexed, indexed)
+                if item.reason in REASONS and item.author.did != self.did:
+                    kept.append(item)
+            cursor = page.cursor
+            if reached_old or not cursor or not page.notifications:
+                break
+        else:
+            log.warning("bluesky: more than %d notifications since the last poll; the rest come next poll", MAX_PAGES * PAGE_SIZE)
+        return newest, kept
+
+    def _search(self, client: Client, keyword: str, watermark: datetime):
+        newest, kept, cursor = None, [], None
+        for _ in range(MAX_PAGES):
+            page = self._call(
+                f"search posts for {keyword!r}",
+                lambda: client.app.bsky.feed.search_posts(
+                    {"q": keyword, "sort": "latest", "since": iso(watermark), "limit": PAGE_SIZE, "cursor": cursor}
+                ),
+            )
+            reached_old = False
+            for post in page.posts:
+                indexed = parse_time(post.indexed_at)
+                if indexed < watermark:
+                    reached_old = True
+                    break
+                newest = max(newest or indexed, indexed)
+                if post.author.did != self.did:
+                    kept.append(post)
+            cursor = page.cursor
+            if reached_old or not cursor or not page.posts:
+                break
+        return newest, kept
+
+    def _mark_seen(self, client: Client, newest: datetime) -> None:
+        try:
+            self._call("mark notifications seen", lambda: client.app.bsky.notification.update_seen({"seen_at": iso(newest)}))
+        except PlatformError as error:
+            log.info("bluesky: updateSeen failed (%s); our own cursor is unaffected", error)
+
+    def _mention_from_notification(self, item) -> Mention:
+        return self._mention(item.uri, item.cid, item.author, item.record, item.indexed_at, reason=item.reason)
+
+    def _mention_from_post(self, post, *, reason: str) -> Mention:
+        return self._mention(post.uri, post.cid, post.author, post.record, post.indexed_at, reason=reason)
+
+    def _mention(self, uri: str, cid: str, author, record, indexed_at: str, *, reason: str) -> Mention:
+        reply = getattr(record, "reply", None)
+        root = {"uri": reply.root.uri, "cid": reply.root.cid} if reply else {"uri": uri, "cid": cid}
+        parent_uri = reply.parent.uri if reply else None
+        created = getattr(record, "created_at", None) or indexed_at
+        return Mention(
+            platform=self.name,
+            external_id=uri,
+            thread_key=root["uri"],
+            thread_ref={"uri": uri, "cid": cid, "root": root, "parent_uri": parent_uri, "author_handle": author.handle},
+            reason=reason,
+            author_id=author.did,
+            author_handle=author.handle,
+            author_name=getattr(author, "display_name", None) or None,
+            text=getattr(record, "text", "") or "",
+            url=post_url(author.handle, uri),
+            created_at=min(parse_time(created), datetime.now(timezone.utc)),
+        )
+
+    def _attach_parent_texts(self, client: Client, mentions: list[Mention]) -> None:
+        """Fill in the post each reply answers, so the card and the prompt can show it."""
+        wanted = sorted({m.thread_ref["parent_uri"] for m in mentions if m.thread_ref.get("parent_uri")})
+        texts: dict[str, str] = {}
+        for start in range(0, len(wanted), 25):
+            try:
+                page = self._call("read parent posts", lambda: client.get_posts(wanted[start:start + 25]))
+            except PlatformError as error:
+                log.info("bluesky: could not read parent posts (%s); cards show the mention alone", error)
+                return
+            texts.update({post.uri: getattr(post.record, "text", "") for post in page.posts})
+        for index, mention in enumerate(mentions):
+            parent = texts.get(mention.thread_ref.get("parent_uri") or "")
+            if parent is not None:
+                mentions[index] = replace(mention, parent_text=parent)
+
+    def find_brand_reply(self, thread_ref: dict) -> PostedReply | None:
+        client = self._session()
+        response = self._call(
+            "read the thread", lambda: client.get_post_thread(thread_ref["uri"], depth=1, parent_height=0)
+        )
+        thread = response.thread
+        if not hasattr(thread, "post"):  # notFoundPost or blockedPost
+            raise MentionGone(self.name, "the Bluesky post was deleted or is no longer visible")
+        for reply in thread.replies or []:
+            post = getattr(reply, "post", None)
+            if post is not None and post.author.did == self.did:
+                return PostedReply(external_id=post.uri, url=post_url(post.author.handle, post.uri))
+        return None
+
+    # -- writing ---------------------------------------------------------------
+
+    def post_reply(self, thread_ref: dict, text: str) -> PostedReply:
+        client = self._session()
+        reply_to = models.AppBskyFeedPost.ReplyRef(
+            root=models.ComAtprotoRepoStrongRef.Main(uri=thread_ref["root"]["uri"], cid=thread_ref["root"]["cid"]),
+            parent=models.ComAtprotoRepoStrongRef.Main(uri=thread_ref["uri"], cid=thread_ref["cid"]),
+        )
+        record = models.AppBskyFeedPost.Record(
+            created_at=client.get_current_time_iso(),
+            text=text,
+            reply=reply_to,
+            facets=self._facets(client, text) or None,
+        )
+        created = self._call("post the reply", lambda: client.app.bsky.feed.post.create(self.did, record))
+        return PostedReply(external_id=created.uri, url=post_url(self.handle, created.uri))
+
+    def _facets(self, client: Client, text: str) -> list:
+        """Link and mention facets with UTF-8 byte offsets, as the Bluesky app makes them."""
+        facets = []
+        for match in URL_RE.finditer(text):
+            facets.append(_facet(text, match.span(), models.AppBskyRichtextFacet.Link(uri=match.group())))
+        for match in HANDLE_RE.finditer(text):
+            handle = match.group(1).lower()
+            try:
+                did = self._call("resolve a handle", lambda: client.resolve_handle(handle).did)
+            except PlatformError:
+                continue  # an unknown handle stays plain text, as in the app
+            facets.append(_facet(text, match.span(), models.AppBskyRichtextFacet.Mention(did=did)))
+        return facets
+
+
+def _facet(text: str, span: tuple[int, int], feature) -> models.AppBskyRichtextFacet.Main:
+    start = len(text[: span[0]].encode("utf-8"))
+    end = start + len(text[span[0]: span[1]].encode("utf-8"))
+    return models.AppBskyRichtextFacet.Main(
+        index=models.AppBskyRichtextFacet.ByteSlice(byte_start=start, byte_end=end), features=[feature]
+    )
+
+
+def _watermark(cursor: dict | None, since: datetime) -> datetime:
+    return parse_time(cursor["seen"]) if cursor and cursor.get("seen") else since
+
+
+def _error_name(error: RequestErrorBase) -> str | None:
+    content = getattr(error.response, "content", None)
+    return getattr(content, "error", None) or (content.get("error") if isinstance(content, dict) else None)
+
+
+def _detail(error: Exception) -> str:
+    response = getattr(error, "response", None)
+    content = getattr(response, "content", None)
+    message = getattr(content, "message", None) or (content.get("message") if isinstance(content, dict) else None)
+    name = _error_name(error) if isinstance(error, RequestErrorBase) else None
+    status = getattr(response, "status_code", None)
+    parts = [str(p) for p in (status, name, message) if p]
+    return " ".join(parts) or type(error).__name__

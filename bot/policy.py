@@ -1,0 +1,61 @@
+"""The output policy every reply passes before it can be approved. Pure functions.
+
+A draft that breaks it is flagged on the card and cannot be approved as it
+stands; an edited reply is checked again before it is posted.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+MASS_PINGS = re.compile(r"(?<![\w])@(everyone|here|channel|all)\b|<!(everyone|here|channel)>", re.I)
+LINK = re.compile(r"\b(?:https?://|www\.)[^\s<>\"']+", re.I)
+MENTION = re.compile(r"(?<![\w@/])@([A-Za-z0-9_][\w.-]*(?:@[\w-]+(?:\.[\w-]+)+)?)")
+
+
+@dataclass(frozen=True)
+class ReplyRules:
+    platform_label: str
+    limit: int
+    length: Callable[[str], int]
+    author_handle: str
+    allowed_domains: tuple[str, ...]
+
+
+def check(text: str, rules: ReplyRules) -> list[str]:
+    """Every way ``text`` breaks the policy, as sentences for the card; empty when fine."""
+    if not text.strip():
+        return ["The reply is empty."]
+    problems = []
+    length = rules.length(text)
+    if length > rules.limit:
+        problems.append(f"Too long for {rules.platform_label}: {length}/{rules.limit} characters.")
+    for domain in sorted({d for d in link_domains(text) if not _allowed(d, rules.allowed_domains)}):
+        problems.append(f"Links to {domain}, which is not in BRAND_ALLOWED_DOMAINS.")
+    pings = sorted({(m.group(1) or m.group(2)).lower() for m in MASS_PINGS.finditer(text)})
+    if pings:
+        problems.append(f"Pings everyone (@{', @'.join(pings)}).")
+    author = rules.author_handle.lower().lstrip("@")
+    others = sorted({m for m in mentions(text) if m != author and m not in pings})
+    if others:
+        problems.append(f"Mentions @{', @'.join(others)}; only the author (@{author}) may be mentioned.")
+    return problems
+
+
+def link_domains(text: str) -> list[str]:
+    domains = []
+    for match in LINK.finditer(text):
+        url = match.group().rstrip(".,;:!?)")
+        host = urlsplit(url if "://" in url else "https://" + url).hostname or ""
+        domains.append(host.lower().removeprefix("www."))
+    return domains
+
+
+def mentions(text: str) -> list[str]:
+    return [m.group(1).rstrip(".").lower() for m in MENTION.finditer(text)]
+
+
+def _allowed(domain: str, allowed: tuple[str, ...]) -> bool:
+    return any(domain == a or domain.endswith("." + a) for a in allowed)

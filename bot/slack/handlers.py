@@ -1,0 +1,188 @@
+"""Slack listeners: ack first, check who clicked, call one domain function, re-render.
+
+Bolt returns the ack to Slack at once and runs the rest of a listener on its
+worker threads, so posting to a platform never delays the 3-second ack.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from slack_bolt import Ack, App
+
+from bot import decision, outbox
+from bot.cards import (
+    REASON_BLOCK,
+    REASON_INPUT,
+    REPLY_BLOCK,
+    REPLY_INPUT,
+    ActionId,
+    CardFacts,
+    ModalId,
+    dismiss_modal,
+    edit_modal,
+    parse_button_value,
+)
+from bot.commands import slash_command_reply
+from bot.models import Conversation, DismissReason, State
+from bot.review import refresh_card, reply_rules
+from bot.services import Services
+from bot.slack.approvers import Approvers
+
+log = logging.getLogger(__name__)
+
+NOT_ALLOWED = "Sorry, only the people in SLACK_APPROVERS can approve, edit or dismiss replies. Nothing was changed."
+OPEN_STATES = (State.CARDED.value, State.POST_FAILED.value)
+
+
+def register(app: App, services: Services, approvers: Approvers) -> None:
+    handlers = Handlers(services, approvers)
+    app.action(ActionId.APPROVE.value)(handlers.approve)
+    app.action(ActionId.RETRY.value)(handlers.retry)
+    app.action(ActionId.EDIT.value)(handlers.open_edit)
+    app.action(ActionId.DISMISS.value)(handlers.open_dismiss)
+    app.view(ModalId.EDIT.value)(handlers.submit_edit)
+    app.view(ModalId.DISMISS.value)(handlers.submit_dismiss)
+    app.command("/conversant")(handlers.command)
+
+
+class Handlers:
+    def __init__(self, services: Services, approvers: Approvers) -> None:
+        self.services = services
+        self.approvers = approvers
+
+    # -- buttons -------------------------------------------------------------
+
+    def approve(self, ack: Ack, body: dict) -> None:
+        ack()
+        click = self._click(body)
+        if click:
+            self._finish(click, decision.approve(self.services, click.conversation_id, click.user))
+
+    def retry(self, ack: Ack, body: dict) -> None:
+        ack()
+        click = self._click(body)
+        if click:
+            self._finish(click, decision.retry(self.services, click.conversation_id, click.user))
+
+    def open_edit(self, ack: Ack, body: dict, client) -> None:
+        ack()
+        click = self._click(body)
+        conversation = click and self._open_conversation(click)
+        if conversation:
+            rules = reply_rules(self.services, conversation)
+            facts = CardFacts(rules.platform_label, rules.limit, None)
+            self._open_modal(client, body, click, edit_modal(conversation, facts))
+
+    def open_dismiss(self, ack: Ack, body: dict, client) -> None:
+        ack()
+        click = self._click(body)
+        conversation = click and self._open_conversation(click)
+        if conversation:
+            self._open_modal(client, body, click, dismiss_modal(conversation))
+
+    # -- modals --------------------------------------------------------------
+
+    def submit_edit(self, ack: Ack, body: dict, view: dict) -> None:
+        user = body["user"]["id"]
+        conversation_id = parse_button_value(view.get("private_metadata"))
+        text = _input(view, REPLY_BLOCK, REPLY_INPUT).get("value") or ""
+        if conversation_id is None:
+            ack(response_action="errors", errors={REPLY_BLOCK: "This form is no longer valid; open Edit again from the card."})
+            return
+        if not self.approvers.allows(user):
+            ack(response_action="errors", errors={REPLY_BLOCK: NOT_ALLOWED})
+            return
+        conversation = self._load(conversation_id)
+        problems = decision.check_text(self.services, conversation, text) if conversation else []
+        if problems:
+            ack(response_action="errors", errors={REPLY_BLOCK: " ".join(problems)[:150]})
+            return
+        ack()
+        result = decision.approve_edited(self.services, conversation_id, user, text)
+        self._finish(Click(user, conversation_id, _card_channel(conversation)), result)
+
+    def submit_dismiss(self, ack: Ack, body: dict, view: dict) -> None:
+        user = body["user"]["id"]
+        conversation_id = parse_button_value(view.get("private_metadata"))
+        selected = (_input(view, REASON_BLOCK, REASON_INPUT).get("selected_option") or {}).get("value")
+        try:
+            reason = DismissReason(selected)
+        except ValueError:
+            ack(response_action="errors", errors={REASON_BLOCK: "Pick a reason."})
+            return
+        if conversation_id is None or not self.approvers.allows(user):
+            ack(response_action="errors", errors={REASON_BLOCK: NOT_ALLOWED if conversation_id else "This form is no longer valid."})
+            return
+        ack()
+        conversation = self._load(conversation_id)
+        self._finish(Click(user, conversation_id, _card_channel(conversation)), decision.dismiss(self.services, conversation_id, user, reason))
+
+    # -- slash command -------------------------------------------------------
+
+    def command(self, ack: Ack, command: dict) -> None:
+        ack(text=slash_command_reply(self.services, command.get("text", "")))
+
+    # -- helpers -------------------------------------------------------------
+
+    def _click(self, body: dict) -> "Click | None":
+        user = body.get("user", {}).get("id", "")
+        channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id")
+        actions = body.get("actions") or [{}]
+        conversation_id = parse_button_value(actions[0].get("value"))
+        if conversation_id is None:
+            log.warning("ignored a click with a malformed button value from %s", user)
+            self._tell(channel, user, "That button is not valid any more; the card may be from an older version.")
+            return None
+        if not self.approvers.allows(user):
+            log.info("conversation %s: %s is not an approver", conversation_id, user)
+            self._tell(channel, user, NOT_ALLOWED)
+            return None
+        return Click(user, conversation_id, channel)
+
+    def _open_conversation(self, click: "Click") -> Conversation | None:
+        conversation = self._load(click.conversation_id)
+        if conversation is None or conversation.state not in OPEN_STATES:
+            result = decision.already_handled(self.services, click.conversation_id)
+            self._tell(click.channel, click.user, result.message)
+            refresh_card(self.services, click.conversation_id)
+            return None
+        return conversation
+
+    def _open_modal(self, client, body: dict, click: "Click", view: dict) -> None:
+        try:
+            client.views_open(trigger_id=body["trigger_id"], view=view)
+        except Exception as error:  # noqa: BLE001 - any failure is reported to the person who clicked
+            log.error("conversation %s: could not open a modal: %s", click.conversation_id, getattr(error, "response", {}).get("error", error))
+            self._tell(click.channel, click.user, "Slack could not open the form in time; please click again.")
+
+    def _finish(self, click: "Click", result: decision.Decision) -> None:
+        log.info("conversation %s: %s by %s", click.conversation_id, result.outcome.value, click.user)
+        if not result.done:
+            self._tell(click.channel, click.user, result.message)
+        refresh_card(self.services, click.conversation_id)
+        if result.done:
+            outbox.send(self.services, click.conversation_id)
+
+    def _load(self, conversation_id: int) -> Conversation | None:
+        with self.services.db.session() as session:
+            return session.get(Conversation, conversation_id)
+
+    def _tell(self, channel: str | None, user: str, text: str) -> None:
+        if channel and user:
+            self.services.publisher.tell(channel, user, text)
+
+
+@dataclass(frozen=True)
+class Click:
+    user: str
+    conversation_id: int
+    channel: str | None
+
+
+def _input(view: dict, block: str, action: str) -> dict:
+    return ((view.get("state") or {}).get("values") or {}).get(block, {}).get(action, {})
+
+
+def _card_channel(conversation: Conversation | None) -> str | None:
+    return conversation.slack_channel if conversation else None

@@ -1,0 +1,19 @@
+"""Alembic environment: the URL comes from ``conversant migrate`` (DATABASE_URL)."""
+from alembic import context
+
+from bot.db import make_engine
+from bot.models import Base
+
+config = context.config
+url = config.attributes.get("database_url") or config.get_main_option("sqlalchemy.url")
+engine = make_engine(url)
+
+with engine.connect() as connection:
+    context.configure(
+        connection=connection,
+        target_metadata=Base.metadata,
+        render_as_batch=engine.dialect.name == "sqlite",
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+engine.dispose()

@@ -1,0 +1,32 @@
+"""Integration tests against the AT Protocol's reference servers (see bsky_network.py)."""
+from pathlib import Path
+
+import pytest
+
+from tests.integration.bsky_network import BlueskyNetwork, NetworkError, postgres_url
+
+HERE = Path(__file__).parent
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "integration: runs against the local Bluesky reference servers (Node 22, PostgreSQL)"
+    )
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if item.path.is_relative_to(HERE):
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session")
+def bsky_network():
+    """One PLC + PDS + AppView for the whole session, with brand.test, alice.test and bob.test."""
+    try:
+        network = BlueskyNetwork.start(postgres_url())
+    except NetworkError as err:
+        # A missing network must fail the run, never skip it.
+        pytest.fail(f"the local Bluesky network did not start: {err}", pytrace=False)
+    yield network
+    network.stop()
