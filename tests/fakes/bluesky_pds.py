@@ -187,10 +187,6 @@ class Record:
         return self.uri.split("/")[3]
 
     @property
-    def rkey(self) -> str:
-        return self.uri.split("/")[4]
-
-    @property
     def text(self) -> str:
         return self.value.get("text", "")
 
@@ -846,7 +842,8 @@ def _int_param(request: Request, name: str, *, default: int, low: int, high: int
     try:
         value = int(raw)
     except ValueError:
-        raise XrpcError(400, message=f"Expected integer value type (got {json.dumps(raw)}) at $.{name}") from None
+        message = f"Expected integer value type (got {json.dumps(raw)}) at $.{name}"
+        raise XrpcError(400, message=message) from None
     if value < low:
         raise XrpcError(400, message=f"integer too small (minimum {low}, got {value}) at $.{name}")
     if value > high:

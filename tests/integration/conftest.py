@@ -27,6 +27,6 @@ def bsky_network():
         network = BlueskyNetwork.start(postgres_url())
     except NetworkError as err:
         # A missing network must fail the run, never skip it.
-        pytest.fail(f"the local Bluesky network did not start: {err}", pytrace=False)
+        raise pytest.fail.Exception(f"the local Bluesky network did not start: {err}", pytrace=False) from None
     yield network
     network.stop()

@@ -16,6 +16,11 @@ const { values: args } = parseArgs({
   },
 })
 const send = (msg) => process.stdout.write(JSON.stringify(msg) + '\n')
+// Node's default report dumps whole response objects; the message and stack say enough.
+process.on('uncaughtException', (err) => {
+  console.error(`start-network: ${err.stack ?? err}`)
+  process.exit(1)
+})
 
 const network = await TestNetwork.create({
   dbPostgresSchema: args.schema,

@@ -1,0 +1,175 @@
+"""Shared fixtures: real databases (SQLite and PostgreSQL), fakes over real HTTP, built services.
+
+PostgreSQL comes from CONVERSANT_TEST_POSTGRES_URL (``make test`` starts a
+server and sets it). Without it the PostgreSQL half is skipped locally with a
+clear reason, and fails in CI, where it must never be skipped.
+"""
+from __future__ import annotations
+
+import os
+import threading
+import time
+from socketserver import ThreadingMixIn
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from bot.config import load_settings
+from bot.db import migrate, normalise_url
+from bot.models import Base
+from bot.services import build_services
+from tests.fakes.bluesky_pds import FakeBluesky
+from tests.fakes.openai_api import FakeOpenAI
+from tests.fakes.slack_api import FakeSlack
+
+PG_ENV = "CONVERSANT_TEST_POSTGRES_URL"
+SIGNING_SECRET = "test-signing-secret-0123456789"
+
+
+def _worker_suffix() -> str:
+    return os.environ.get("PYTEST_XDIST_WORKER", "main")
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    """A migrated database of this test worker's own on the PostgreSQL server."""
+    base = os.environ.get(PG_ENV)
+    if not base:
+        if os.environ.get("CI"):
+            pytest.fail(f"{PG_ENV} is not set: CI must run the suite on PostgreSQL (use `make test`)")
+        pytest.skip(f"{PG_ENV} is not set; `make test` starts PostgreSQL and sets it")
+    name = f"conversant_test_{_worker_suffix()}"
+    admin = create_engine(normalise_url(base), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    url = base.rsplit("/", 1)[0] + "/" + name
+    migrate(url)
+    return url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, tmp_path) -> str:
+    """Each test that uses it runs twice: on a fresh SQLite file and on PostgreSQL."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'conversant.db'}"
+        migrate(url)
+        return url
+    url = request.getfixturevalue("postgres_url")
+    engine = create_engine(normalise_url(url))
+    with engine.begin() as conn:
+        tables = ", ".join(t.name for t in Base.metadata.sorted_tables)
+        conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    engine.dispose()
+    return url
+
+
+@pytest.fixture
+def slack():
+    with FakeSlack() as fake:
+        yield fake
+
+
+@pytest.fixture
+def model():
+    with FakeOpenAI() as fake:
+        yield fake
+
+
+@pytest.fixture
+def bluesky():
+    with FakeBluesky() as fake:
+        fake.add_account("brand.test", password="brand-app-password", display_name="Brand")
+        fake.add_account("alice.test", display_name="Alice")
+        fake.add_account("bob.test", display_name="Bob")
+        yield fake
+
+
+@pytest.fixture
+def env(database_url, slack, model, bluesky) -> dict[str, str]:
+    """The environment an operator would write, pointing at the fakes."""
+    return {
+        "DATABASE_URL": database_url,
+        "SLACK_BOT_TOKEN": "xoxb-test-token",
+        "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+        "SLACK_API_URL": slack.api_url,
+        "SLACK_REVIEW_CHANNEL": "C_REVIEW",
+        "OPENAI_API_KEY": "sk-test-key-abcdef",
+        "OPENAI_BASE_URL": model.api_url,
+        "OPENAI_TIMEOUT_SECONDS": "2",
+        "BRAND_NAME": "Brand",
+        "BRAND_ALLOWED_DOMAINS": "brand.example",
+        "BLUESKY_HANDLE": "brand.test",
+        "BLUESKY_APP_PASSWORD": "brand-app-password",
+        "BLUESKY_PDS_URL": bluesky.base_url,
+    }
+
+
+@pytest.fixture
+def make_services(env):
+    """Build services from the environment, with overrides; disposed after the test."""
+    built = []
+
+    def make(**overrides):
+        settings = load_settings({**env, **overrides}, dotenv_path="/nonexistent/.env")
+        services = build_services(settings)
+        built.append(services)
+        return services
+
+    yield make
+    for services in built:
+        services.db.dispose()
+
+
+@pytest.fixture
+def services(make_services):
+    return make_services()
+
+
+def triage(reply: str = "Thanks for telling us! Which version are you on?", **overrides) -> dict:
+    """A model answer in the structured shape Conversant asks for."""
+    return {
+        "should_reply": True,
+        "reason": "a customer asking for help",
+        "category": "question",
+        "sentiment": "neutral",
+        "urgency": "normal",
+        "reply": reply,
+        **overrides,
+    }
+
+
+class _ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture
+def web(services):
+    """The production WSGI app (bolt's WSGI adapter plus /healthz) on a local port."""
+    from bot.slack.web import make_wsgi_app
+
+    server = make_server("127.0.0.1", 0, make_wsgi_app(services), server_class=_ThreadingWSGIServer, handler_class=_QuietHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def eventually(check, timeout: float = 10.0, interval: float = 0.05):
+    """Wait for background work (bolt runs listeners after the ack) to show its effect."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s: {check}")
+        time.sleep(interval)
