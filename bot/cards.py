@@ -176,8 +176,7 @@ def _context(text: str) -> dict:
     return {"type": "context", "elements": [{"type": "mrkdwn", "text": text}]}
 
 
-def edit_modal(c: Conversation, facts: CardFacts) -> dict:
-    initial = c.reply_text or c.draft_text or ""
+def edit_modal(c: Conversation, facts: CardFacts, initial: str) -> dict:
     return {
         "type": "modal",
         "callback_id": ModalId.EDIT.value,

@@ -44,7 +44,7 @@ def _post(services: Services, conversation: Conversation) -> State:
     if problems:
         return _fail(services, cid, " ".join(problems))
     try:
-        reply = platform.post_reply(conversation.thread_ref, conversation.reply_text)
+        reply = platform.post_reply(conversation.thread_ref, conversation.reply_text, idempotency_key=f"conversant-{cid}")
     except RateLimited as error:
         # Refused before anything was written: safe to send again next cycle.
         log.warning("conversation %s: %s; will retry", cid, error)

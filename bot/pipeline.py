@@ -186,7 +186,9 @@ def _draft_one(services: Services, conversation_id: int) -> State:
             "triage_reason": triage.reason,
         }
         if triage.should_reply and triage.reply.strip():
+            platform = services.platforms.get(conversation.platform)
             reply = triage.reply.strip()
+            reply = platform.compose_reply(conversation.thread_ref, reply) if platform else reply
             values.update(draft_text=reply, policy_problems=policy.check(reply, rules))
             target = State.DRAFTED
         elif triage.should_reply:

@@ -112,9 +112,9 @@ def make_services(env):
     """Build services from the environment, with overrides; disposed after the test."""
     built = []
 
-    def make(**overrides):
+    def make(platforms=None, **overrides):
         settings = load_settings({**env, **overrides}, dotenv_path="/nonexistent/.env")
-        services = build_services(settings)
+        services = build_services(settings, platforms=platforms)
         built.append(services)
         return services
 

@@ -68,8 +68,16 @@ class Platform(Protocol):
     def find_brand_reply(self, thread_ref: dict) -> PostedReply | None:
         """The brand's own reply under this mention, if one exists."""
 
-    def post_reply(self, thread_ref: dict, text: str) -> PostedReply:
-        """Post ``text`` threaded under the mention."""
+    def compose_reply(self, thread_ref: dict, text: str) -> str:
+        """The reply as it will be posted, e.g. with the ``@acct`` prefix Mastodon needs.
+
+        Drafts are stored composed, so the card, the length count and the Edit
+        box all show exactly what will be posted.
+        """
+
+    def post_reply(self, thread_ref: dict, text: str, *, idempotency_key: str) -> PostedReply:
+        """Post ``text`` threaded under the mention. ``idempotency_key`` is stable per card,
+        for platforms that deduplicate writes (Mastodon's Idempotency-Key)."""
 
     def text_length(self, text: str) -> int:
         """Length as the platform counts it against ``text_limit``."""

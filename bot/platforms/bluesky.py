@@ -261,7 +261,11 @@ class BlueskyPlatform:
 
     # -- writing ---------------------------------------------------------------
 
-    def post_reply(self, thread_ref: dict, text: str) -> PostedReply:
+    def compose_reply(self, thread_ref: dict, text: str) -> str:
+        return text  # Bluesky notifies the parent's author of a reply without a mention
+
+    def post_reply(self, thread_ref: dict, text: str, *, idempotency_key: str) -> PostedReply:
+        # Bluesky has no idempotency key: the outbox's thread check guards against a double post.
         client = self._session()
         reply_to = models.AppBskyFeedPost.ReplyRef(
             root=models.ComAtprotoRepoStrongRef.Main(uri=thread_ref["root"]["uri"], cid=thread_ref["root"]["cid"]),

@@ -57,7 +57,10 @@ class DemoPlatform:
             raise MentionGone(self.name, "not in the sample file")
         return self._replies().get(thread_ref["id"])
 
-    def post_reply(self, thread_ref: dict, text: str) -> PostedReply:
+    def compose_reply(self, thread_ref: dict, text: str) -> str:
+        return text
+
+    def post_reply(self, thread_ref: dict, text: str, *, idempotency_key: str) -> PostedReply:
         reply = PostedReply(external_id=f"reply-to-{thread_ref['id']}", url=f"https://bsky.app/profile/{self.samples['brand_handle']}/post/reply-to-{thread_ref['id']}")
         with self.replies_path.open("a", encoding="utf-8") as file:
             file.write(json.dumps({"in_reply_to": thread_ref["id"], "text": text, "url": reply.url}) + "\n")

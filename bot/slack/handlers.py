@@ -72,7 +72,11 @@ class Handlers:
         if conversation:
             rules = reply_rules(self.services, conversation)
             facts = CardFacts(rules.platform_label, rules.limit, None)
-            self._open_modal(client, body, click, edit_modal(conversation, facts))
+            platform = self.services.platforms.get(conversation.platform)
+            initial = conversation.reply_text or conversation.draft_text
+            if not initial:
+                initial = platform.compose_reply(conversation.thread_ref, "") if platform else ""
+            self._open_modal(client, body, click, edit_modal(conversation, facts, initial))
 
     def open_dismiss(self, ack: Ack, body: dict, client) -> None:
         ack()

@@ -79,9 +79,13 @@ def _invalid_record(issue: str, path: str) -> XrpcError:
 # --- small value helpers --------------------------------------------------------------
 
 
-def iso(moment: datetime) -> str:
+def _iso(moment: datetime) -> str:
     """Millisecond UTC ISO string with ``Z``, like JavaScript's ``toISOString``."""
     return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
 def _ms(moment: datetime) -> datetime:
@@ -286,7 +290,7 @@ class FakeBluesky(FakeServer):
             author = self._account(handle)
             indexed_at = self._clock.tick()
             value: dict = {"$type": POST, "text": text, "langs": ["en"],
-                           "createdAt": iso(_utc(created_at) if created_at else indexed_at)}
+                           "createdAt": _iso(_utc(created_at) if created_at else indexed_at)}
             facets = self._detect_facets(text) if facets is None else facets
             if facets:
                 value["facets"] = facets
@@ -302,14 +306,14 @@ class FakeBluesky(FakeServer):
         with self._state:
             subject = self.records[uri]
             indexed_at = self._clock.tick()
-            value = {"$type": LIKE, "subject": _ref(subject), "createdAt": iso(indexed_at)}
+            value = {"$type": LIKE, "subject": _ref(subject), "createdAt": _iso(indexed_at)}
             return self._index(self._account(handle).did, LIKE, value, indexed_at=indexed_at).uri
 
     def follow(self, handle: str, target_handle: str) -> str:
         with self._state:
             indexed_at = self._clock.tick()
             value = {"$type": FOLLOW, "subject": self._account(target_handle).did,
-                     "createdAt": iso(indexed_at)}
+                     "createdAt": _iso(indexed_at)}
             return self._index(self._account(handle).did, FOLLOW, value, indexed_at=indexed_at).uri
 
     def delete(self, uri: str) -> None:
@@ -551,14 +555,14 @@ class FakeBluesky(FakeServer):
     def _profile_basic(self, did: str) -> dict:
         account = self._account_by_did(did)
         view = {"did": did, "handle": account.handle, "labels": [],
-                "createdAt": iso(account.created_at),
+                "createdAt": _iso(account.created_at),
                 "viewer": {"muted": False, "blockedBy": False}}
         if account.display_name:
             view["displayName"] = account.display_name
         return view
 
     def _profile(self, did: str) -> dict:
-        return {**self._profile_basic(did), "indexedAt": iso(self._account_by_did(did).created_at)}
+        return {**self._profile_basic(did), "indexedAt": _iso(self._account_by_did(did).created_at)}
 
     def _profile_detailed(self, did: str) -> dict:
         follows = [r for r in self.records.values() if r.collection == FOLLOW and not r.deleted]
@@ -571,7 +575,7 @@ class FakeBluesky(FakeServer):
         live = [r for r in self.records.values() if not r.deleted]
         view = {
             "uri": post.uri, "cid": post.cid, "author": self._profile_basic(post.author),
-            "record": post.value, "indexedAt": iso(post.sort_at), "labels": [],
+            "record": post.value, "indexedAt": _iso(post.sort_at), "labels": [],
             "replyCount": sum(r.collection == POST and r.parent_uri == post.uri for r in live),
             "repostCount": 0,
             "likeCount": sum(r.collection == LIKE and r.value["subject"]["uri"] == post.uri
@@ -640,7 +644,7 @@ class FakeBluesky(FakeServer):
         view = {"uri": record.uri, "cid": record.cid, "author": self._profile(notification.author),
                 "reason": notification.reason, "record": record.value,
                 "isRead": last_seen > notification.sort_at if last_seen else True,
-                "indexedAt": iso(notification.sort_at), "labels": []}
+                "indexedAt": _iso(notification.sort_at), "labels": []}
         if notification.reason_subject:
             view["reasonSubject"] = notification.reason_subject
         return view
@@ -748,7 +752,7 @@ class FakeBluesky(FakeServer):
         if next_cursor:
             result["cursor"] = next_cursor
         if last_seen:
-            result["seenAt"] = iso(last_seen)
+            result["seenAt"] = _iso(last_seen)
         return result
 
     def _notification_page(self, viewer: str, cursor: str | None, limit: int,
@@ -762,7 +766,7 @@ class FakeBluesky(FakeServer):
         ordered = sorted(reversed(mine), key=lambda n: n.sort_at, reverse=True)
         candidates = [n for n in ordered if before is None or n.sort_at < before]
         page = candidates[:limit]
-        next_cursor = iso(page[-1].sort_at) if len(candidates) > limit else None
+        next_cursor = _iso(page[-1].sort_at) if len(candidates) > limit else None
         return [n for n in page if not reasons or n.reason in reasons], next_cursor
 
     def _get_unread_count(self, request: Request, viewer: str) -> dict:
@@ -820,10 +824,6 @@ class FakeBluesky(FakeServer):
 
 
 # --- request parsing and record validation -----------------------------------------------
-
-
-def _utc(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
 def _param(request: Request, name: str, required: bool = False) -> str | None:
