@@ -74,7 +74,7 @@ def test_approve_posts_threaded_reply_once_and_rewrites_the_card(services, web, 
     assert reply.value["reply"]["root"]["cid"] == bluesky.get(root).cid
 
     done = eventually(lambda: conversation(services).state == State.REPLIED.value and conversation(services))
-    assert done.decided_by == "U_ALICE" and done.reply_url.endswith(reply.rkey)
+    assert done.decided_by == "U_ALICE" and done.reply_url.endswith(reply.uri.rsplit("/", 1)[1])
     final = eventually(lambda: "View the reply" in card_text(slack.last("chat.update")) and slack.last("chat.update"))
     assert final["ts"] == conv.slack_ts
     assert "Approve" not in card_buttons(final) and card_buttons(final) == []
