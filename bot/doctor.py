@@ -7,8 +7,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot.config import Settings
 from bot.db import Database, SchemaOutOfDate, check_schema
-from bot.llm import Drafter, DraftUnavailable
-from bot.platforms.base import PlatformError
+from bot.llm import Drafter
 from bot.platforms.registry import enabled_platforms
 from bot.slack.publish import make_client
 

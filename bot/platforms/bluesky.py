@@ -11,8 +11,8 @@ cannot make Conversant miss one.
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
-from datetime import datetime, timezone
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta, timezone
 
 import regex
 from atproto import Client, models
@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 REASONS = ("mention", "reply", "quote")
 PAGE_SIZE = 50
 MAX_PAGES = 40  # 2,000 items a poll; older backlog waits for the next poll
+OVERLAP = timedelta(minutes=10)  # how far behind the watermark each poll re-reads
 URL_RE = regex.compile(r"https?://[^\s<>\"'）)]+[^\s<>\"'）).,;:!?]")
 HANDLE_RE = regex.compile(r"(?<![\w@])@([a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)+)")
 CREDENTIALS_HINT = "check BLUESKY_HANDLE and BLUESKY_APP_PASSWORD (create an app password in Bluesky: Settings → Privacy and security → App passwords)"
@@ -84,12 +85,24 @@ class BlueskyPlatform:
     def _session(self) -> Client:
         if self._client is None:
             client = Client(base_url=self.pds_url, request=Request(timeout=self._timeout))
-            profile = self._call("log in", lambda: client.login(self.handle, self._password))
+            profile = self._translate("log in", lambda: client.login(self.handle, self._password))
             self.did = profile.did
             self._client = client
         return self._client
 
     def _call(self, what: str, action):
+        """Run ``action(client)``; when the server says the session expired, log in again once.
+
+        The SDK refreshes a token only before it expires by its own clock; a
+        server that answers ExpiredToken (400) anyway needs a fresh login.
+        """
+        try:
+            return self._translate(what, lambda: action(self._session()))
+        except SessionExpired:
+            self._client = None
+            return self._translate(what, lambda: action(self._session()))
+
+    def _translate(self, what: str, action):
         """Run one SDK call, turning its errors into our error tree."""
         try:
             return action()
@@ -99,10 +112,12 @@ class BlueskyPlatform:
             self._client = None  # log in again next time
             raise AuthFailed(self.name, f"Bluesky refused to {what} for @{self.handle}: {_detail(error)}", hint=CREDENTIALS_HINT) from None
         except BadRequestError as error:
-            detail = _detail(error)
-            if _error_name(error) in ("NotFound", "RecordNotFound"):
+            detail, name = _detail(error), _error_name(error)
+            if name in ("ExpiredToken", "InvalidToken"):
+                raise SessionExpired(self.name, detail) from None
+            if name in ("NotFound", "RecordNotFound"):
                 raise MentionGone(self.name, f"the Bluesky post is gone ({detail})") from None
-            if _error_name(error) in ("AccountTakedown", "AccountDeactivated", "AuthFactorTokenRequired"):
+            if name in ("AccountTakedown", "AccountDeactivated", "AuthFactorTokenRequired"):
                 raise AuthFailed(self.name, f"Bluesky refused to {what} for @{self.handle}: {detail}", hint=CREDENTIALS_HINT) from None
             raise Rejected(self.name, f"Bluesky refused to {what}: {detail}") from None
         except (NetworkError, RequestErrorBase) as error:
@@ -120,7 +135,7 @@ class BlueskyPlatform:
     # -- reading ---------------------------------------------------------------
 
     def fetch_mentions(self, cursors: dict[str, dict], since: datetime) -> FetchResult:
-        client = self._session()
+        self._session()  # log in first: a login failure fails the whole fetch
         result = FetchResult(mentions=[])
         seen_uris: set[str] = set()
 
@@ -129,92 +144,81 @@ class BlueskyPlatform:
                 seen_uris.add(mention.external_id)
                 result.mentions.append(mention)
 
-        watermark = _watermark(cursors.get("notifications"), since)
-        newest, notifications = self._read_notifications(client, watermark)
-        for item in notifications:
-            keep(self._mention_from_notification(item))
-        if newest:
-            result.cursors["notifications"] = {"seen": iso(newest)}
-            self._mark_seen(client, newest)
+        notifications = self._read_feed(
+            "read notifications", _watermark(cursors.get("notifications"), since),
+            lambda c, cursor: c.app.bsky.notification.list_notifications({"limit": PAGE_SIZE, "cursor": cursor}),
+            items=lambda page: page.notifications,
+        )
+        for item in notifications.kept:
+            if item.reason in REASONS:
+                keep(self._mention(item, reason=item.reason))
+        if notifications.newest:
+            result.cursors["notifications"] = {"seen": iso(notifications.newest)}
+            self._mark_seen(notifications.newest)
 
         for keyword in self.keywords:
             feed = f"search:{keyword.lower()}"
+            watermark = _watermark(cursors.get(feed), since)
             try:
-                newest, posts = self._search(client, keyword, _watermark(cursors.get(feed), since))
+                found = self._read_feed(
+                    f"search posts for {keyword!r}", watermark,
+                    lambda c, cursor, keyword=keyword, watermark=watermark: c.app.bsky.feed.search_posts(
+                        {"q": keyword, "sort": "latest", "since": iso(watermark - OVERLAP), "limit": PAGE_SIZE, "cursor": cursor}
+                    ),
+                    items=lambda page: page.posts,
+                )
             except PlatformError as error:
                 result.errors.append(error)
                 continue
-            for post in posts:
-                keep(self._mention_from_post(post, reason="keyword"))
-            if newest:
-                result.cursors[feed] = {"seen": iso(newest)}
+            for post in found.kept:
+                keep(self._mention(post, reason="keyword"))
+            if found.newest:
+                result.cursors[feed] = {"seen": iso(found.newest)}
 
-        self._attach_parent_texts(client, result.mentions)
+        self._attach_parent_texts(result.mentions)
         return result
 
-    def _read_notifications(self, client: Client, watermark: datetime):
-        newest, kept, cursor = None, [], None
+    def _read_feed(self, what: str, watermark: datetime, fetch_page, *, items) -> "FeedPage":
+        """Page newest-first until items sort before ``watermark - OVERLAP``.
+
+        The AppView sorts by the earlier of indexedAt and the post's createdAt,
+        so a post from a phone whose clock runs behind sorts below newer
+        items; re-reading a few minutes behind the watermark catches it, and
+        the database's unique constraint drops what was already stored.
+        """
+        feed = FeedPage()
+        stop_before = watermark - OVERLAP
+        cursor = None
         for _ in range(MAX_PAGES):
-            page = self._call(
-                "read notifications",
-                lambda: client.app.bsky.notification.list_notifications({"limit": PAGE_SIZE, "cursor": cursor}),
-            )
+            page = self._call(what, lambda c: fetch_page(c, cursor))
             reached_old = False
-            for item in page.notifications:
+            for item in items(page):
                 indexed = parse_time(item.indexed_at)
-                if indexed < watermark:
+                if _sort_time(item, indexed) < stop_before:
                     reached_old = True
                     break
-                newest = max(newest or indexed, indexed)
-                if item.reason in REASONS and item.author.did != self.did:
-                    kept.append(item)
+                feed.newest = max(feed.newest or indexed, indexed)
+                if indexed >= stop_before and item.author.did != self.did:
+                    feed.kept.append(item)
             cursor = page.cursor
-            if reached_old or not cursor or not page.notifications:
-                break
-        else:
-            log.warning("bluesky: more than %d notifications since the last poll; the rest come next poll", MAX_PAGES * PAGE_SIZE)
-        return newest, kept
+            if reached_old or not cursor or not items(page):
+                return feed
+        log.warning("bluesky: more than %d items to %s since the last poll; the rest come next poll", MAX_PAGES * PAGE_SIZE, what)
+        return feed
 
-    def _search(self, client: Client, keyword: str, watermark: datetime):
-        newest, kept, cursor = None, [], None
-        for _ in range(MAX_PAGES):
-            page = self._call(
-                f"search posts for {keyword!r}",
-                lambda: client.app.bsky.feed.search_posts(
-                    {"q": keyword, "sort": "latest", "since": iso(watermark), "limit": PAGE_SIZE, "cursor": cursor}
-                ),
-            )
-            reached_old = False
-            for post in page.posts:
-                indexed = parse_time(post.indexed_at)
-                if indexed < watermark:
-                    reached_old = True
-                    break
-                newest = max(newest or indexed, indexed)
-                if post.author.did != self.did:
-                    kept.append(post)
-            cursor = page.cursor
-            if reached_old or not cursor or not page.posts:
-                break
-        return newest, kept
-
-    def _mark_seen(self, client: Client, newest: datetime) -> None:
+    def _mark_seen(self, newest: datetime) -> None:
         try:
-            self._call("mark notifications seen", lambda: client.app.bsky.notification.update_seen({"seen_at": iso(newest)}))
+            self._call("mark notifications seen", lambda c: c.app.bsky.notification.update_seen({"seen_at": iso(newest)}))
         except PlatformError as error:
             log.info("bluesky: updateSeen failed (%s); our own cursor is unaffected", error)
 
-    def _mention_from_notification(self, item) -> Mention:
-        return self._mention(item.uri, item.cid, item.author, item.record, item.indexed_at, reason=item.reason)
-
-    def _mention_from_post(self, post, *, reason: str) -> Mention:
-        return self._mention(post.uri, post.cid, post.author, post.record, post.indexed_at, reason=reason)
-
-    def _mention(self, uri: str, cid: str, author, record, indexed_at: str, *, reason: str) -> Mention:
+    def _mention(self, item, *, reason: str) -> Mention:
+        """A notification or a postView (both carry uri, cid, author, record, indexedAt) as a Mention."""
+        uri, cid, author, record = item.uri, item.cid, item.author, item.record
         reply = getattr(record, "reply", None)
         root = {"uri": reply.root.uri, "cid": reply.root.cid} if reply else {"uri": uri, "cid": cid}
         parent_uri = reply.parent.uri if reply else None
-        created = getattr(record, "created_at", None) or indexed_at
+        created = getattr(record, "created_at", None) or item.indexed_at
         return Mention(
             platform=self.name,
             external_id=uri,
@@ -229,13 +233,13 @@ class BlueskyPlatform:
             created_at=min(parse_time(created), datetime.now(timezone.utc)),
         )
 
-    def _attach_parent_texts(self, client: Client, mentions: list[Mention]) -> None:
+    def _attach_parent_texts(self, mentions: list[Mention]) -> None:
         """Fill in the post each reply answers, so the card and the prompt can show it."""
         wanted = sorted({m.thread_ref["parent_uri"] for m in mentions if m.thread_ref.get("parent_uri")})
         texts: dict[str, str] = {}
         for start in range(0, len(wanted), 25):
             try:
-                page = self._call("read parent posts", lambda: client.get_posts(wanted[start:start + 25]))
+                page = self._call("read parent posts", lambda c: c.get_posts(wanted[start:start + 25]))
             except PlatformError as error:
                 log.info("bluesky: could not read parent posts (%s); cards show the mention alone", error)
                 return
@@ -246,9 +250,8 @@ class BlueskyPlatform:
                 mentions[index] = replace(mention, parent_text=parent)
 
     def find_brand_reply(self, thread_ref: dict) -> PostedReply | None:
-        client = self._session()
         response = self._call(
-            "read the thread", lambda: client.get_post_thread(thread_ref["uri"], depth=1, parent_height=0)
+            "read the thread", lambda c: c.get_post_thread(thread_ref["uri"], depth=1, parent_height=0)
         )
         thread = response.thread
         if not hasattr(thread, "post"):  # notFoundPost or blockedPost
@@ -266,21 +269,21 @@ class BlueskyPlatform:
 
     def post_reply(self, thread_ref: dict, text: str, *, idempotency_key: str) -> PostedReply:
         # Bluesky has no idempotency key: the outbox's thread check guards against a double post.
-        client = self._session()
+        self._session()
         reply_to = models.AppBskyFeedPost.ReplyRef(
             root=models.ComAtprotoRepoStrongRef.Main(uri=thread_ref["root"]["uri"], cid=thread_ref["root"]["cid"]),
             parent=models.ComAtprotoRepoStrongRef.Main(uri=thread_ref["uri"], cid=thread_ref["cid"]),
         )
         record = models.AppBskyFeedPost.Record(
-            created_at=client.get_current_time_iso(),
+            created_at=iso(datetime.now(timezone.utc)),
             text=text,
             reply=reply_to,
-            facets=self._facets(client, text) or None,
+            facets=self._facets(text) or None,
         )
-        created = self._call("post the reply", lambda: client.app.bsky.feed.post.create(self.did, record))
+        created = self._call("post the reply", lambda c: c.app.bsky.feed.post.create(self.did, record))
         return PostedReply(external_id=created.uri, url=post_url(self.handle, created.uri))
 
-    def _facets(self, client: Client, text: str) -> list:
+    def _facets(self, text: str) -> list:
         """Link and mention facets with UTF-8 byte offsets, as the Bluesky app makes them."""
         facets = []
         for match in URL_RE.finditer(text):
@@ -288,7 +291,7 @@ class BlueskyPlatform:
         for match in HANDLE_RE.finditer(text):
             handle = match.group(1).lower()
             try:
-                did = self._call("resolve a handle", lambda: client.resolve_handle(handle).did)
+                did = self._call("resolve a handle", lambda c: c.resolve_handle(handle).did)
             except PlatformError:
                 continue  # an unknown handle stays plain text, as in the app
             facets.append(_facet(text, match.span(), models.AppBskyRichtextFacet.Mention(did=did)))
@@ -301,6 +304,24 @@ def _facet(text: str, span: tuple[int, int], feature) -> models.AppBskyRichtextF
     return models.AppBskyRichtextFacet.Main(
         index=models.AppBskyRichtextFacet.ByteSlice(byte_start=start, byte_end=end), features=[feature]
     )
+
+
+@dataclass
+class FeedPage:
+    newest: datetime | None = None
+    kept: list = field(default_factory=list)
+
+
+class SessionExpired(PlatformError):
+    """The server rejected our session token; logging in again fixes it."""
+
+
+def _sort_time(item, indexed: datetime) -> datetime:
+    created = getattr(item.record, "created_at", None)
+    try:
+        return min(indexed, parse_time(created)) if created else indexed
+    except ValueError:
+        return indexed
 
 
 def _watermark(cursor: dict | None, since: datetime) -> datetime:

@@ -191,6 +191,10 @@ class Record:
         return self.uri.split("/")[3]
 
     @property
+    def rkey(self) -> str:
+        return self.uri.split("/")[4]
+
+    @property
     def text(self) -> str:
         return self.value.get("text", "")
 
