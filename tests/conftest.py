@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from contextlib import contextmanager
 from socketserver import ThreadingMixIn
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
@@ -150,17 +151,25 @@ class _QuietHandler(WSGIRequestHandler):
         pass
 
 
-@pytest.fixture
-def web(services):
+@contextmanager
+def serve_web(services):
     """The production WSGI app (bolt's WSGI adapter plus /healthz) on a local port."""
     from bot.slack.web import make_wsgi_app
 
     server = make_server("127.0.0.1", 0, make_wsgi_app(services), server_class=_ThreadingWSGIServer, handler_class=_QuietHandler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def web(services):
+    with serve_web(services) as url:
+        yield url
 
 
 def eventually(check, timeout: float = 10.0, interval: float = 0.05):

@@ -1,34 +1,12 @@
 """The core promise, end to end: a Bluesky mention becomes a card; a click posts the reply once."""
 from __future__ import annotations
 
-import json
-
-from bot.cards import ActionId, button_value
-from bot.models import AuditEvent, Conversation, State
+from bot.cards import ActionId
+from bot.models import AuditEvent, State
 from bot.pipeline import poll_once
-from tests.conftest import SIGNING_SECRET, eventually, triage
-from tests.fakes.slack_requests import block_actions_body, post_signed
-
-
-def card_buttons(message: dict) -> list[str]:
-    return [e["text"]["text"] for b in message["blocks"] if b["type"] == "actions" for e in b["elements"]]
-
-
-def card_text(message: dict) -> str:
-    return json.dumps(message["blocks"], ensure_ascii=False)
-
-
-def conversation(services, external_id: str | None = None) -> Conversation:
-    with services.db.session() as session:
-        query = session.query(Conversation)
-        if external_id:
-            query = query.filter_by(external_id=external_id)
-        return query.one()
-
-
-def click(web: str, action: ActionId, conv: Conversation, user: str = "U_ALICE", **kwargs):
-    body = block_actions_body(user_id=user, action_id=action.value, value=button_value(conv.id), message_ts=conv.slack_ts, **kwargs)
-    return post_signed(f"{web}/slack/events", body, SIGNING_SECRET)
+from tests.conftest import eventually, triage
+from tests.support import card_buttons, card_text, click
+from tests.support import load as conversation
 
 
 def test_mention_becomes_one_card_with_author_text_link_draft_and_buttons(services, slack, model, bluesky):

@@ -1,0 +1,44 @@
+"""Small helpers shared by the tests: reading cards, clicking buttons, submitting modals."""
+from __future__ import annotations
+
+import json
+
+from bot.cards import ActionId, ModalId, button_value
+from bot.models import Conversation
+from bot.pipeline import poll_once
+from tests.conftest import SIGNING_SECRET, triage
+from tests.fakes.slack_requests import block_actions_body, post_signed, view_submission_body
+
+
+def card_buttons(message: dict) -> list[str]:
+    return [e["text"]["text"] for b in message["blocks"] if b["type"] == "actions" for e in b["elements"]]
+
+
+def card_text(message: dict) -> str:
+    return json.dumps(message["blocks"], ensure_ascii=False)
+
+
+def load(services, conversation_id: int | None = None) -> Conversation:
+    with services.db.session() as session:
+        if conversation_id is not None:
+            return session.get(Conversation, conversation_id)
+        return session.query(Conversation).one()
+
+
+def carded_mention(services, bluesky, model, text="@brand.test how do I export my notes?", reply="Happy to help! Which app version are you on?", **triage_fields) -> Conversation:
+    """Alice mentions the brand, one poll cycle runs, and the card is posted."""
+    bluesky.post("alice.test", text)
+    model.reply_with(triage(reply, **triage_fields))
+    poll_once(services)
+    return load(services)
+
+
+def click(web: str, action: ActionId, conversation: Conversation, user: str = "U_ALICE", **kwargs):
+    value = kwargs.pop("value", None) or button_value(conversation.id)
+    body = block_actions_body(user_id=user, action_id=action.value, value=value, message_ts=conversation.slack_ts or "1.1", **kwargs)
+    return post_signed(f"{web}/slack/events", body, SIGNING_SECRET)
+
+
+def submit(web: str, modal: ModalId, conversation: Conversation, values: dict, user: str = "U_ALICE"):
+    body = view_submission_body(user_id=user, callback_id=modal.value, private_metadata=button_value(conversation.id), values=values)
+    return post_signed(f"{web}/slack/events", body, SIGNING_SECRET)
