@@ -173,6 +173,7 @@ class PlatformStatus(Base):
     ok: Mapped[bool]
     error: Mapped[str | None] = mapped_column(Text)
     since: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    retry_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # rate limited until then
 
 
 def transition(session: Session, conversation_id: int, from_states, to_state: State, **values) -> bool:

@@ -16,7 +16,7 @@ from bot import outbox, policy
 from bot.draft import make_draft
 from bot.ingest import IngestReport, ingest
 from bot.models import Conversation, PlatformStatus, State, audit, transition, utcnow
-from bot.platforms.base import MentionGone, PlatformError
+from bot.platforms.base import MentionGone, PlatformError, RateLimited
 from bot.review import card_for, reply_rules
 from bot.services import Services
 from bot.slack.publish import CardPublishError
@@ -53,6 +53,11 @@ class CycleReport:
 def poll_once(services: Services) -> CycleReport:
     report = CycleReport()
     for platform in services.platforms.values():
+        waiting_until = rate_limited_until(services, platform.name)
+        if waiting_until:
+            log.info("%s: rate limited until %s; not polling it this cycle", platform.name, waiting_until.isoformat())
+            report.failed_platforms[platform.name] = f"rate limited until {waiting_until:%H:%M:%S} UTC"
+            continue
         try:
             result = ingest(services, platform)
         except PlatformError as error:
@@ -71,8 +76,25 @@ def poll_once(services: Services) -> CycleReport:
     return report
 
 
+def rate_limited_until(services: Services, name: str):
+    with services.db.session() as session:
+        status = session.get(PlatformStatus, name)
+    return status.retry_at if status and status.retry_at and status.retry_at > utcnow() else None
+
+
 def record_platform_status(services: Services, label: str, name: str, error: PlatformError | None) -> None:
-    """Log every failure; tell Slack once when a platform starts failing and once when it recovers."""
+    """Log every failure; tell Slack once when a platform starts failing and once when it recovers.
+
+    A rate limit only pauses that platform until its reset; it is not worth a
+    person's attention unless it keeps failing afterwards.
+    """
+    if isinstance(error, RateLimited):
+        retry_at = error.retry_at or utcnow() + timedelta(minutes=1)
+        log.warning("%s: %s; pausing it until %s", name, error, retry_at.isoformat())
+        with services.db.session() as session:
+            status = session.get(PlatformStatus, name) or session.merge(PlatformStatus(platform=name, ok=True, since=utcnow()))
+            status.retry_at = retry_at
+        return
     message = str(error) if error else None
     if error:
         log.error("%s: %s", name, message)
@@ -83,9 +105,11 @@ def record_platform_status(services: Services, label: str, name: str, error: Pla
             session.add(PlatformStatus(platform=name, ok=error is None, error=message, since=utcnow()))
         elif changed:
             status.ok, status.error, status.since = error is None, message, utcnow()
+        if status is not None:
+            status.retry_at = None
     if not changed:
         return
-    text = f":warning: *{label}* polling failed: {message}" if error else f":white_check_mark: *{label}* polling works again."
+    text = f":warning: *{label}* polling problem: {message}" if error else f":white_check_mark: *{label}* polling works again."
     try:
         services.publisher.notice(text)
     except CardPublishError as publish_error:

@@ -73,6 +73,7 @@ def upgrade() -> None:
     sa.Column('ok', sa.Boolean(), nullable=False),
     sa.Column('error', sa.Text(), nullable=True),
     sa.Column('since', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('retry_at', sa.DateTime(timezone=True), nullable=True),
     sa.PrimaryKeyConstraint('platform')
     )
     op.create_table('audit_events',

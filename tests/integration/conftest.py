@@ -21,10 +21,13 @@ def pytest_collection_modifyitems(items):
 
 
 @pytest.fixture(scope="session")
-def bsky_network():
+def bsky_network(pytestconfig):
     """One PLC + PDS + AppView for the whole session, with brand.test, alice.test and bob.test."""
+    capture = pytestconfig.pluginmanager.getplugin("capturemanager")
     try:
-        network = BlueskyNetwork.start(postgres_url())
+        # Let the progress lines through: the first install takes minutes.
+        with capture.global_and_fixture_disabled():
+            network = BlueskyNetwork.start(postgres_url())
     except NetworkError as err:
         # A missing network must fail the run, never skip it.
         raise pytest.fail.Exception(f"the local Bluesky network did not start: {err}", pytrace=False) from None
