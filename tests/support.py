@@ -33,10 +33,10 @@ def carded_mention(services, bluesky, model, text="@brand.test how do I export m
     return load(services)
 
 
-def click(web: str, action: ActionId, conversation: Conversation, user: str = "U_ALICE", **kwargs):
-    value = kwargs.pop("value", None) or button_value(conversation.id)
-    body = block_actions_body(user_id=user, action_id=action.value, value=value, message_ts=conversation.slack_ts or "1.1", **kwargs)
-    return post_signed(f"{web}/slack/events", body, SIGNING_SECRET)
+def click(web: str, action: ActionId, conversation: Conversation, user: str = "U_ALICE", *, value: str | None = None, retry_num: int | None = None):
+    value = value or button_value(conversation.id)
+    body = block_actions_body(user_id=user, action_id=action.value, value=value, message_ts=conversation.slack_ts or "1.1")
+    return post_signed(f"{web}/slack/events", body, SIGNING_SECRET, retry_num=retry_num)
 
 
 def submit(web: str, modal: ModalId, conversation: Conversation, values: dict, user: str = "U_ALICE"):
