@@ -16,7 +16,7 @@ import html
 import re
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from urllib.parse import urlencode
 
@@ -69,16 +69,16 @@ def countable_length(text: str, spoiler_text: str, url_chars: int) -> int:
 
 
 class _Snowflakes:
-    """Mastodon's timestamp ids: milliseconds << 16 plus a sequence, strictly increasing."""
+    """Mastodon's timestamp ids: milliseconds << 16 plus a sequence for ids in the same millisecond."""
 
     def __init__(self) -> None:
-        self._last = 0
+        self._used: set[int] = set()
 
     def at(self, moment: datetime) -> str:
         candidate = int(moment.timestamp() * 1000) << 16
-        if candidate <= self._last and moment >= _snowflake_time(str(self._last)):
-            candidate = self._last + 1
-        self._last = max(self._last, candidate)
+        while candidate in self._used:
+            candidate += 1
+        self._used.add(candidate)
         return str(candidate)
 
 
@@ -158,19 +158,18 @@ class InstanceConfig:
     version: str = "4.3.0"
 
 
-# method, route template, handler, scopes (None: public, the token is optional)
-_ROUTES: list[tuple[str, str, str, tuple[str, ...] | None]] = [
-    ("GET", "/api/v1/instance", "_instance_v1", None),
-    ("GET", "/api/v2/instance", "_instance_v2", None),
-    ("GET", "/api/v1/accounts/verify_credentials", "_verify_credentials", ("profile", "read:accounts")),
-    ("GET", "/api/v1/notifications", "_list_notifications", ("read:notifications",)),
-    ("GET", "/api/v2/search", "_search", ("read:search",)),
-    ("POST", "/api/v1/statuses", "_create_status", ("write:statuses",)),
-    ("GET", "/api/v1/statuses/:id", "_get_status", ("read:statuses",)),
-    ("DELETE", "/api/v1/statuses/:id", "_delete_status", ("write:statuses",)),
-    ("GET", "/api/v1/statuses/:id/context", "_context", ("read:statuses",)),
+# method, route template, handler, token ("none" | "optional" | "required"), scopes any of which will do
+_ROUTES: list[tuple[str, str, str, str, tuple[str, ...]]] = [
+    ("GET", "/api/v1/instance", "_instance_v1", "none", ()),
+    ("GET", "/api/v2/instance", "_instance_v2", "none", ()),
+    ("GET", "/api/v1/accounts/verify_credentials", "_verify_credentials", "required", ("profile", "read:accounts")),
+    ("GET", "/api/v1/notifications", "_list_notifications", "required", ("read:notifications",)),
+    ("GET", "/api/v2/search", "_search", "required", ("read:search",)),
+    ("POST", "/api/v1/statuses", "_create_status", "required", ("write:statuses",)),
+    ("GET", "/api/v1/statuses/:id", "_get_status", "optional", ("read:statuses",)),
+    ("DELETE", "/api/v1/statuses/:id", "_delete_status", "required", ("write:statuses",)),
+    ("GET", "/api/v1/statuses/:id/context", "_context", "optional", ("read:statuses",)),
 ]
-_ALWAYS_AUTHENTICATED = {"_verify_credentials", "_list_notifications", "_search", "_create_status", "_delete_status"}
 
 
 def _match(template: str, path: str) -> str | None:
@@ -278,27 +277,27 @@ class FakeMastodon(FakeServer):
         route = self._route(request.method, path)
         if route is None:
             return Response(404, {"error": "Not Found"})
-        template, handler_name, scopes, status_id = route
+        template, handler_name, token_rule, scopes, status_id = route
         time.sleep(self._delays.get(path, self._delays.get(template, 0)))
         with self._state:
             limit_headers = self._count_request(request)
             fault = self._injected_fault(path, template)
             if fault is not None:
                 return Response(fault.status, fault.body, {**limit_headers, **fault.headers})
-            if limit_headers["X-RateLimit-Remaining"] == "0" and self._over_limit(request):
+            if self._over_limit(request):
                 return Response(429, {"error": _STATUS_MESSAGES[429]}, limit_headers)
             try:
-                viewer = self._authenticate(request, handler_name, scopes)
+                viewer = None if token_rule == "none" else self._authenticate(request, token_rule, scopes)
                 status, body, headers = getattr(self, handler_name)(request, viewer, status_id)
             except ApiError as error:
                 return Response(error.status, {"error": error.message}, limit_headers)
         return Response(status, body, {**limit_headers, **headers})
 
     def _route(self, method: str, path: str):
-        for route_method, template, handler_name, scopes in _ROUTES:
+        for route_method, template, handler_name, token_rule, scopes in _ROUTES:
             status_id = _match(template, path)
             if status_id is not None and route_method == method:
-                return template, handler_name, scopes, status_id or None
+                return template, handler_name, token_rule, scopes, status_id or None
         return None
 
     def _injected_fault(self, path: str, template: str) -> _Fault | None:
@@ -330,17 +329,15 @@ class FakeMastodon(FakeServer):
         window = self._windows[request.headers.get("authorization") or "anonymous"]
         return window.used > self.rate_limit
 
-    def _authenticate(self, request: Request, handler_name: str, scopes: tuple[str, ...] | None) -> Account | None:
-        """Doorkeeper: a token that is sent must be valid; scopes are checked where required."""
+    def _authenticate(self, request: Request, token_rule: str, scopes: tuple[str, ...]) -> Account | None:
+        """Doorkeeper: a token that is sent must be valid and carry one of the route's scopes."""
         scheme, _, value = request.headers.get("authorization", "").partition(" ")
-        if not value:
-            if handler_name in _ALWAYS_AUTHENTICATED:
-                raise ApiError(401)
+        if not value and token_rule == "optional":
             return None
         token = self._tokens.get(value) if scheme.lower() == "bearer" else None
         if token is None:
             raise ApiError(401)
-        if scopes is not None and not token.allows(scopes):
+        if not token.allows(scopes):
             raise ApiError(403)
         return self.accounts[token.account_id]
 
@@ -407,7 +404,7 @@ class FakeMastodon(FakeServer):
     # --- notifications ------------------------------------------------------------------
 
     def _list_notifications(self, request: Request, viewer: Account, _id) -> tuple[int, list, dict]:
-        limit = _int_param(request, "limit", default=40, high=80)
+        limit = _int_param(request, "limit", default=40, low=1, high=80)
         types = request.query.get("types[]")
         excluded = request.query.get("exclude_types[]") or []
         mine = [n for n in self.notifications if n.recipient_id == viewer.id and self._notification_visible(n)
@@ -431,8 +428,8 @@ class FakeMastodon(FakeServer):
         if not query:
             raise ApiError(400, "param is missing or the value is empty: q")
         kind = _param(request, "type")
-        limit = _int_param(request, "limit", default=20, high=40)
-        offset = _int_param(request, "offset", default=0, high=10**9) if kind else 0
+        limit = _int_param(request, "limit", default=20, low=1, high=40)
+        offset = _int_param(request, "offset", default=0, low=0, high=10**9) if kind else 0
         statuses = []
         if kind in (None, "statuses") and self.full_text_search:
             hits = sorted(self._search_hits(query, request, viewer), key=lambda s: s.created_at, reverse=True)
@@ -459,7 +456,7 @@ class FakeMastodon(FakeServer):
 
     def _searchable(self, status: Status, viewer: Account) -> bool:
         """Public posts of opted-in accounts, and what the user wrote or was mentioned in."""
-        return status.visibility in ("public", "unlisted") or self._visible(status, viewer)
+        return status.visibility == "public" or viewer.id == status.account_id or viewer.id in status.mention_ids
 
     # --- statuses -----------------------------------------------------------------------
 
@@ -683,12 +680,13 @@ def _param(request: Request, name: str) -> str | None:
     return values[-1] if values else None
 
 
-def _int_param(request: Request, name: str, *, default: int, high: int) -> int:
+def _int_param(request: Request, name: str, *, default: int, low: int, high: int) -> int:
+    """Out-of-range values are clamped, as Mastodon's controllers do."""
     raw = _param(request, name)
     if raw is None:
         return default
     try:
-        return max(1 if name == "limit" else 0, min(int(raw), high))
+        return max(low, min(int(raw), high))
     except ValueError:
         raise ApiError(400, f"Invalid {name}") from None
 
@@ -711,5 +709,3 @@ def _link_header(url: str, params: dict[str, list[str]], oldest_id: str, newest_
 
     return f'{link({"max_id": oldest_id}, "next")}, {link({"min_id": newest_id}, "prev")}'
 
-
-field  # dataclasses.field is re-exported for tests that extend the fake's state
