@@ -138,6 +138,8 @@ def _outcome_blocks(c: Conversation, facts: CardFacts) -> list[dict]:
     if state is State.ANSWERED_ELSEWHERE:
         link = f": <{c.reply_url}|see the reply>" if c.reply_url else ""
         return [_context(f":leftwards_arrow_with_hook: Already answered on {facts.platform_label}{link}. Nothing to do.")]
+    if state is State.DELETED:
+        return [_context(f":wastebasket: Deleted by the author on {facts.platform_label}. Nothing will be posted.")]
     if state is State.MISSED:
         return [_context(":hourglass: Missed: nobody answered in time.")]
     return []

@@ -59,12 +59,12 @@ class State(str, enum.Enum):
     POST_FAILED = "post_failed"
     DISMISSED = "dismissed"
     ANSWERED_ELSEWHERE = "answered_elsewhere"
+    DELETED = "deleted"  # the author deleted the mention before it was answered
     MISSED = "missed"
 
 
-WAITING_FOR_CARD = (State.DRAFTED, State.DRAFT_FAILED)
+# A person can still act on these cards: the conversation waits for the team.
 OPEN_ON_SLACK = (State.CARDED, State.POST_FAILED)
-DONE = (State.REPLIED, State.DISMISSED, State.ANSWERED_ELSEWHERE, State.SKIPPED, State.MISSED)
 
 
 class DismissReason(str, enum.Enum):

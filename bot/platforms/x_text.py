@@ -14,8 +14,8 @@ against 280. As in twitter-text, a host whose labels do not fit DNS (63 characte
 punycode-encoded) is no URL. One simplification, which only matters for links written
 without ``https://``: twitter-text recognises a bare domain only when its TLD is on
 IANA's list (about 1,500 names); here a bare domain counts as a URL when its TLD is a
-country code (twitter-text's list) or one of the common generic TLDs below. With ``http(s)://``
-any alphabetic TLD is accepted.
+country code or one of the common generic TLDs below, so ``acme.community`` counts 14,
+not 23. With ``http(s)://`` any alphabetic TLD is accepted.
 """
 from __future__ import annotations
 
@@ -59,8 +59,11 @@ _TLD_END = r"(?![\p{L}\p{N}@+\-])"
 
 _HOST = rf"(?:{_LABEL}\.)+(?:\p{{L}}{{2,}}|xn--[a-z0-9-]+){_TLD_END}"
 _BARE_HOST = rf"(?:{_ASCII_LABEL}\.)+(?:{'|'.join(COUNTRY_TLDS + COMMON_GENERIC_TLDS)}){_TLD_END}"
+# twitter-text's validUrlPrecedingChars: no URL right after a letter, digit, @, $ or #
+# (nor, without a scheme, after - _ . /).
 _URL = regex.compile(
-    rf"(?:(?<![a-z0-9@＠$#＃])https?://(?P<host>{_HOST})|(?<![a-z0-9@＠$#＃\-_./])(?P<bare_host>{_BARE_HOST}))"
+    rf"(?:(?<![a-z0-9@＠$#＃])https?://(?P<host>{_HOST})"
+    rf"|(?<![a-z0-9@＠$#＃\-_./])(?P<bare_host>{_BARE_HOST}))"
     rf"{_PORT}(?:{_PATH})?(?:{_QUERY})?",
     regex.IGNORECASE,
 )

@@ -24,7 +24,7 @@ from bot.cards import (
     parse_button_value,
 )
 from bot.commands import slash_command_reply
-from bot.models import Conversation, DismissReason, State
+from bot.models import OPEN_ON_SLACK, Conversation, DismissReason
 from bot.review import refresh_card, reply_rules
 from bot.services import Services
 from bot.slack.approvers import Approvers
@@ -32,7 +32,6 @@ from bot.slack.approvers import Approvers
 log = logging.getLogger(__name__)
 
 NOT_ALLOWED = "Sorry, only the people in SLACK_APPROVERS can approve, edit or dismiss replies. Nothing was changed."
-OPEN_STATES = (State.CARDED.value, State.POST_FAILED.value)
 
 
 def register(app: App, services: Services, approvers: Approvers) -> None:
@@ -146,7 +145,7 @@ class Handlers:
 
     def _open_conversation(self, click: "Click") -> Conversation | None:
         conversation = self._load(click.conversation_id)
-        if conversation is None or conversation.state not in OPEN_STATES:
+        if conversation is None or conversation.state not in {s.value for s in OPEN_ON_SLACK}:
             result = decision.already_handled(self.services, click.conversation_id)
             self._tell(click.channel, click.user, result.message)
             refresh_card(self.services, click.conversation_id)

@@ -20,7 +20,6 @@ import socket
 import string
 import subprocess
 import sys
-import tempfile
 import threading
 import urllib.error
 import urllib.parse
@@ -154,7 +153,7 @@ class BlueskyNetwork:
     """A running network; ``start()`` it, ``stop()`` it."""
 
     def __init__(self, process: subprocess.Popen, ready: dict, messages: queue.Queue, stderr_tail: deque,
-                 scratch: str, pg: psycopg.Connection) -> None:
+                 pg: psycopg.Connection) -> None:
         self.plc_url: str = ready["plc"]
         self.pds_url: str = ready["pds"]
         self.appview_url: str = ready["appview"]
@@ -165,7 +164,6 @@ class BlueskyNetwork:
         self._process = process
         self._messages = messages
         self._stderr_tail = stderr_tail
-        self._scratch = scratch
         self._pg = pg
 
     @classmethod
@@ -187,13 +185,10 @@ class BlueskyNetwork:
         args = [str(tools.node), "--no-deprecation", str(script), "--schema", schema]
         args += [item for name, port in ports.items() for item in (f"--{name}", port)]
         args += [item for handle in accounts for item in ("--account", handle)]
-        # The PDS keeps SQLite files and blobs under TMPDIR and never deletes them.
-        scratch = tempfile.mkdtemp(prefix="conversant-bsky-")
         env = {
             **tools.env(),
             "DB_POSTGRES_URL": pg_url,
             "REDIS_HOST": "unused",  # must be set; nothing connects to it
-            "TMPDIR": scratch,
             "LOG_ENABLED": "false",  # server logs would go to stdout, which carries our protocol
         }
         process = subprocess.Popen(
@@ -210,9 +205,9 @@ class BlueskyNetwork:
             ready = _next_message(messages, timeout, "start")
         except NetworkError as err:
             _terminate(process)
-            _finish(pg, scratch)
+            _finish(pg)
             raise NetworkError(f"{err}; Node's stderr ends with:\n" + "".join(stderr_tail)) from None
-        return cls(process, ready, messages, stderr_tail, scratch, pg)
+        return cls(process, ready, messages, stderr_tail, pg)
 
     def process_all(self, timeout: float = COMMAND_TIMEOUT) -> None:
         """Wait until the AppView has indexed every record written so far."""
@@ -222,7 +217,7 @@ class BlueskyNetwork:
         if self._pg.closed:
             return
         _terminate(self._process)
-        _finish(self._pg, self._scratch)
+        _finish(self._pg)
 
     def login(self, handle: str) -> Client:
         client = Client(base_url=self.pds_url)
@@ -281,11 +276,10 @@ def _terminate(process: subprocess.Popen) -> None:
     process.stdin.close()
 
 
-def _finish(pg: psycopg.Connection, scratch: str) -> None:
+def _finish(pg: psycopg.Connection) -> None:
     pg.execute("select pg_advisory_unlock_all()")
     _drop_stale_schemas(pg)
     pg.close()
-    shutil.rmtree(scratch, ignore_errors=True)
 
 
 def post_mention(client: Client, text: str) -> models.AppBskyFeedPost.CreateRecordResponse:

@@ -1,6 +1,9 @@
 // Starts the AT Protocol reference servers (PLC, PDS, AppView) for the
 // integration tests; bsky_network.py drives it. Prints one JSON line once
 // ready, then answers one JSON line per command read from stdin.
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { parseArgs } from 'node:util'
 import { TestNetwork } from '@atproto/dev-env'
@@ -16,13 +19,28 @@ const { values: args } = parseArgs({
   },
 })
 const send = (msg) => process.stdout.write(JSON.stringify(msg) + '\n')
+
+// The PDS keeps SQLite files and blobs under TMPDIR and never deletes them.
+const scratch = mkdtempSync(join(tmpdir(), 'conversant-bsky-'))
+process.env.TMPDIR = scratch
+const exit = (code) => {
+  rmSync(scratch, { recursive: true, force: true })
+  process.exit(code)
+}
 // Node's default report dumps whole response objects; the message and stack say enough.
 process.on('uncaughtException', (err) => {
   console.error(`start-network: ${err.stack ?? err}`)
-  process.exit(1)
+  exit(1)
 })
+let network
+let closing
+const shutdown = () => {
+  closing ??= Promise.resolve(network?.close()).finally(() => exit(0))
+}
+process.on('SIGTERM', shutdown)
+process.on('SIGINT', shutdown)
 
-const network = await TestNetwork.create({
+network = await TestNetwork.create({
   dbPostgresSchema: args.schema,
   plc: { port: Number(args.plc) },
   pds: { port: Number(args.pds), hostname: 'localhost' },
@@ -41,13 +59,6 @@ for (const handle of args.account) {
   accounts[handle] = { did: data.did, password }
 }
 await network.processAll()
-
-let closing
-const shutdown = () => {
-  closing ??= network.close().finally(() => process.exit(0))
-}
-process.on('SIGTERM', shutdown)
-process.on('SIGINT', shutdown)
 
 const commands = {
   processAll: () => network.processAll(),

@@ -1,0 +1,3 @@
+import time
+def test_hang(bsky_network):
+    time.sleep(600)
