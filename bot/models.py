@@ -122,6 +122,7 @@ class Conversation(Base):
     slack_channel: Mapped[str | None] = mapped_column(String(32))
     slack_ts: Mapped[str | None] = mapped_column(String(32))
     carding_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # last look at the thread on the platform
 
     # the decision and the reply
     decided_by: Mapped[str | None] = mapped_column(String(32))

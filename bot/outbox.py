@@ -43,6 +43,9 @@ def _post(services: Services, conversation: Conversation) -> State:
     problems = policy.check(conversation.reply_text or "", reply_rules(services, conversation))
     if problems:
         return _fail(services, cid, " ".join(problems))
+    settled = _settled_on_platform(services, platform, conversation, State.POSTING)
+    if settled:
+        return settled
     try:
         reply = platform.post_reply(conversation.thread_ref, conversation.reply_text, idempotency_key=f"conversant-{cid}")
     except RateLimited as error:
@@ -68,6 +71,55 @@ def _post(services: Services, conversation: Conversation) -> State:
         audit(session, cid, "conversant", "posted", f"{reply.url}\n{conversation.reply_text}")
     log.info("conversation %s: reply posted %s", cid, reply.url)
     return State.REPLIED
+
+
+def _settled_on_platform(services: Services, platform, conversation: Conversation, from_state: State) -> State | None:
+    """Look at the thread before writing: a deleted mention or a reply the brand
+    already posted natively means there is nothing left to post."""
+    try:
+        existing = platform.find_brand_reply(conversation.thread_ref)
+    except MentionGone:
+        with services.db.session() as session:
+            if transition(session, conversation.id, from_state, State.DELETED, checked_at=utcnow()):
+                audit(session, conversation.id, "conversant", "deleted_by_author")
+        log.info("conversation %s: deleted by its author; nothing posted", conversation.id)
+        return State.DELETED
+    except PlatformError as error:
+        log.info("conversation %s: could not look at the thread first (%s)", conversation.id, error)
+        return None
+    if existing is None:
+        return None
+    with services.db.session() as session:
+        if transition(session, conversation.id, from_state, State.ANSWERED_ELSEWHERE,
+                      reply_id=existing.external_id, reply_url=existing.url, checked_at=utcnow()):
+            audit(session, conversation.id, "conversant", "answered_elsewhere", existing.url)
+    log.info("conversation %s: the brand already replied (%s); nothing posted", conversation.id, existing.url)
+    return State.ANSWERED_ELSEWHERE
+
+
+def recheck_open(services: Services, *, every: timedelta = timedelta(minutes=5), limit: int = 50) -> int:
+    """Cards still waiting: has the author deleted the mention, or the brand answered natively?"""
+    cutoff = utcnow() - every
+    with services.db.session() as session:
+        due = session.scalars(
+            select(Conversation)
+            .where(Conversation.state == State.CARDED.value)
+            .where((Conversation.checked_at.is_(None)) | (Conversation.checked_at < cutoff))
+            .order_by(Conversation.checked_at.is_not(None), Conversation.checked_at)
+            .limit(limit)
+        ).all()
+    changed = 0
+    for conversation in due:
+        platform = services.platforms.get(conversation.platform)
+        if platform is None:
+            continue
+        if _settled_on_platform(services, platform, conversation, State.CARDED):
+            changed += 1
+            refresh_card(services, conversation.id)
+        else:
+            with services.db.session() as session:
+                session.get(Conversation, conversation.id).checked_at = utcnow()
+    return changed
 
 
 def _fail(services: Services, conversation_id: int, message: str) -> State:

@@ -38,6 +38,7 @@ class CycleReport:
     carded: int = 0
     sent: int = 0
     reconciled: int = 0
+    settled_elsewhere: int = 0  # open cards whose mention was deleted or answered natively
 
     def summary(self) -> str:
         new = sum(r.new for r in self.ingested)
@@ -72,6 +73,7 @@ def poll_once(services: Services) -> CycleReport:
     report.carded = post_cards(services)
     report.sent = outbox.send_approved(services)
     report.reconciled = outbox.reconcile(services)
+    report.settled_elsewhere = outbox.recheck_open(services)
     log.info("poll cycle: %s", report.summary())
     return report
 
@@ -167,11 +169,12 @@ def check_answered(services: Services) -> int:
         except PlatformError as error:
             log.warning("conversation %s: could not check the thread (%s); drafting anyway", conversation_id, error)
             continue
-        if reply:
-            with services.db.session() as session:
-                if transition(session, conversation_id, State.NEW, State.ANSWERED_ELSEWHERE, reply_id=reply.external_id, reply_url=reply.url):
-                    audit(session, conversation_id, "conversant", "answered_elsewhere", reply.url)
-                    answered += 1
+        with services.db.session() as session:
+            if reply is None:
+                session.get(Conversation, conversation_id).checked_at = utcnow()
+            elif transition(session, conversation_id, State.NEW, State.ANSWERED_ELSEWHERE, reply_id=reply.external_id, reply_url=reply.url):
+                audit(session, conversation_id, "conversant", "answered_elsewhere", reply.url)
+                answered += 1
     return answered
 
 

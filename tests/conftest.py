@@ -33,22 +33,24 @@ def _worker_suffix() -> str:
 
 
 @pytest.fixture(scope="session")
-def postgres_url() -> str:
+def postgres_url():
     """A migrated database of this test worker's own on the PostgreSQL server."""
     base = os.environ.get(PG_ENV)
     if not base:
         if os.environ.get("CI"):
             pytest.fail(f"{PG_ENV} is not set: CI must run the suite on PostgreSQL (use `make test`)")
         pytest.skip(f"{PG_ENV} is not set; `make test` starts PostgreSQL and sets it")
-    name = f"conversant_test_{_worker_suffix()}"
+    # One database per test process, so parallel workers and parallel runs never share one.
+    name = f"conversant_test_{_worker_suffix()}_{os.getpid()}"
     admin = create_engine(normalise_url(base), isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         conn.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
     url = base.rsplit("/", 1)[0] + "/" + name
     migrate(url)
-    return url
+    yield url
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -2,9 +2,12 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
+
+from sqlalchemy import update
 
 from bot.cards import ActionId
-from bot.models import State
+from bot.models import Conversation, State, utcnow
 from bot.pipeline import poll_once
 from tests.conftest import eventually, triage
 from tests.support import card_buttons, card_text, carded_mention, click, load
@@ -169,3 +172,43 @@ def test_secrets_never_reach_logs_or_slack(services, slack, model, bluesky, capl
     for name in ("SLACK_BOT_TOKEN", "OPENAI_API_KEY", "BLUESKY_APP_PASSWORD", "SLACK_SIGNING_SECRET"):
         assert env[name] not in seen, name
     assert "BLUESKY_APP_PASSWORD" in seen  # the failure says what to fix
+
+
+def five_minutes_pass(services):
+    with services.db.session() as session:
+        session.execute(update(Conversation).values(checked_at=utcnow() - timedelta(minutes=6)))
+
+
+def test_a_mention_deleted_after_its_card_updates_the_card(services, slack, model, bluesky):
+    conv = carded_mention(services, bluesky, model)
+    bluesky.delete(conv.external_id)
+    assert poll_once(services).settled_elsewhere == 0  # open cards are looked at every few minutes, not every poll
+    five_minutes_pass(services)
+
+    report = poll_once(services)
+
+    assert report.settled_elsewhere == 1 and load(services).state == State.DELETED.value
+    card = slack.last("chat.update")
+    assert "Deleted by the author" in card_text(card) and card_buttons(card) == []
+
+
+def test_approving_a_deleted_mention_posts_nothing(services, web, slack, model, bluesky):
+    conv = carded_mention(services, bluesky, model)
+    bluesky.delete(conv.external_id)
+
+    click(web, ActionId.APPROVE, conv)
+
+    eventually(lambda: load(services).state == State.DELETED.value)
+    assert bluesky.requests_to("/xrpc/com.atproto.repo.createRecord") == []
+    eventually(lambda: "Deleted by the author" in card_text(slack.last("chat.update")))
+
+
+def test_a_native_answer_after_the_card_closes_it(services, slack, model, bluesky):
+    conv = carded_mention(services, bluesky, model)
+    bluesky.post("brand.test", "Answered from the app", reply_to=conv.external_id)
+    five_minutes_pass(services)
+
+    poll_once(services)
+
+    assert load(services).state == State.ANSWERED_ELSEWHERE.value
+    assert "Already answered on Bluesky" in card_text(slack.last("chat.update"))

@@ -43,6 +43,7 @@ def upgrade() -> None:
     sa.Column('slack_channel', sa.String(length=32), nullable=True),
     sa.Column('slack_ts', sa.String(length=32), nullable=True),
     sa.Column('carding_since', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('checked_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('decided_by', sa.String(length=32), nullable=True),
     sa.Column('decided_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('dismiss_reason', sa.String(length=32), nullable=True),

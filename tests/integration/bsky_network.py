@@ -21,7 +21,6 @@ import string
 import subprocess
 import sys
 import threading
-import urllib.error
 import urllib.parse
 import urllib.request
 from collections import deque
@@ -122,7 +121,7 @@ def _npm(args: list[str], *, cwd: Path, env: dict[str, str], log: Path, what: st
         )
 
 
-def postgres_url() -> str:
+def postgres_server_url() -> str:
     """CONVERSANT_TEST_POSTGRES_URL, or the server scripts/ensure-postgres.sh sets up."""
     if url := os.environ.get("CONVERSANT_TEST_POSTGRES_URL"):
         return url
@@ -160,7 +159,6 @@ class BlueskyNetwork:
         self.accounts: dict[str, tuple[str, str]] = {
             handle: (account["did"], account["password"]) for handle, account in ready["accounts"].items()
         }
-        self.pid = process.pid
         self._process = process
         self._messages = messages
         self._stderr_tail = stderr_tail
@@ -202,11 +200,11 @@ class BlueskyNetwork:
         threading.Thread(target=stderr_tail.extend, args=(process.stderr,), daemon=True).start()
         _progress(f"starting PLC, PDS and AppView (schema {schema})")
         try:
-            ready = _next_message(messages, timeout, "start")
-        except NetworkError as err:
+            ready = _next_message(messages, stderr_tail, timeout, "start")
+        except NetworkError:
             _terminate(process)
             _finish(pg)
-            raise NetworkError(f"{err}; Node's stderr ends with:\n" + "".join(stderr_tail)) from None
+            raise
         return cls(process, ready, messages, stderr_tail, pg)
 
     def process_all(self, timeout: float = COMMAND_TIMEOUT) -> None:
@@ -236,16 +234,15 @@ class BlueskyNetwork:
         with urllib.request.urlopen(url, timeout=30) as response:
             return json.load(response)
 
-    def _command(self, cmd: str, timeout: float) -> dict:
+    def _command(self, cmd: str, timeout: float) -> None:
         try:
             self._process.stdin.write(json.dumps({"cmd": cmd}) + "\n")
             self._process.stdin.flush()
         except OSError as err:
             raise NetworkError(f"{cmd}: the network has exited: {err}") from err
-        reply = _next_message(self._messages, timeout, cmd)
+        reply = _next_message(self._messages, self._stderr_tail, timeout, cmd)
         if not reply.get("ok"):
             raise NetworkError(f"{cmd} failed: {reply.get('error')}")
-        return reply
 
 
 def _read_messages(stream, messages: queue.Queue) -> None:
@@ -254,14 +251,16 @@ def _read_messages(stream, messages: queue.Queue) -> None:
     messages.put(None)  # end of output: the process has exited
 
 
-def _next_message(messages: queue.Queue, timeout: float, what: str) -> dict:
+def _next_message(messages: queue.Queue, stderr_tail: deque, timeout: float, what: str) -> dict:
     try:
         line = messages.get(timeout=timeout)
     except queue.Empty:
-        raise NetworkError(f"{what}: no answer from the network within {timeout:.0f} s") from None
-    if line is None:
-        raise NetworkError(f"{what}: the network exited")
-    return json.loads(line)
+        problem = f"no answer from the network within {timeout:.0f} s"
+    else:
+        if line is not None:
+            return json.loads(line)
+        problem = "the network exited"
+    raise NetworkError(f"{what}: {problem}; Node's stderr ends with:\n" + "".join(stderr_tail))
 
 
 def _terminate(process: subprocess.Popen) -> None:

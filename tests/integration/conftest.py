@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.bsky_network import BlueskyNetwork, NetworkError, postgres_url
+from tests.integration.bsky_network import BlueskyNetwork, NetworkError, postgres_server_url
 
 HERE = Path(__file__).parent
 
@@ -27,7 +27,7 @@ def bsky_network(pytestconfig):
     try:
         # Let the progress lines through: the first install takes minutes.
         with capture.global_and_fixture_disabled():
-            network = BlueskyNetwork.start(postgres_url())
+            network = BlueskyNetwork.start(postgres_server_url())
     except NetworkError as err:
         # A missing network must fail the run, never skip it.
         raise pytest.fail.Exception(f"the local Bluesky network did not start: {err}", pytrace=False) from None
