@@ -82,10 +82,6 @@ class Settings:
     def model_configured(self) -> bool:
         return bool(self.openai_api_key or self.openai_base_url)
 
-    @property
-    def bluesky_enabled(self) -> bool:
-        return bool(self.bluesky_handle and self.bluesky_app_password)
-
     def require(self, *names: str) -> None:
         """Stop with a clear line when a variable this command needs is unset."""
         for name in names:

@@ -5,7 +5,7 @@ from collections.abc import Callable
 
 from slack_sdk.errors import SlackApiError
 
-from bot.config import Settings
+from bot.config import ConfigError, Settings
 from bot.db import Database, SchemaOutOfDate, check_schema
 from bot.llm import Drafter
 from bot.platforms.registry import enabled_platforms
@@ -38,18 +38,26 @@ def run_doctor(settings: Settings, out: Callable[[str], None] = print) -> int:
         report("model", lambda: Drafter(settings).check())
     else:
         out("  note  model: none configured; cards will come without drafts (set OPENAI_API_KEY or OPENAI_BASE_URL)")
-    platforms = enabled_platforms(settings)
+    try:
+        platforms = enabled_platforms(settings)
+    except ConfigError as error:
+        platforms = {}
+        report("platforms", _raise(str(error)))
     for platform in platforms.values():
         report(platform.label, platform.check_login)
     if not platforms:
-        report("platforms", _missing("BLUESKY_HANDLE and BLUESKY_APP_PASSWORD"))
+        report("platforms", _missing("the credentials of at least one of Bluesky, Mastodon, X or Reddit"))
     out("All checks passed." if not failures else f"{failures} check(s) failed; fix them and run `conversant doctor` again.")
     return 1 if failures else 0
 
 
 def _missing(name: str) -> Callable[[], str]:
+    return _raise(f"{name} is not set (see .env.example)")
+
+
+def _raise(message: str) -> Callable[[], str]:
     def check() -> str:
-        raise RuntimeError(f"{name} is not set (see .env.example)")
+        raise RuntimeError(message)
 
     return check
 

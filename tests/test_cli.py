@@ -84,8 +84,19 @@ def test_poll_once_exits_zero_when_a_platform_fails_and_says_so(env, tmp_path, s
 
 
 def test_no_platform_enabled_is_an_error(env, tmp_path):
-    result = conversant("poll", "--once", env={**env, "BLUESKY_HANDLE": ""}, cwd=tmp_path)
+    result = conversant("poll", "--once", env={**env, "BLUESKY_HANDLE": "", "BLUESKY_APP_PASSWORD": ""}, cwd=tmp_path)
     assert result.returncode == 2 and "no platform is enabled" in result.stderr
+
+
+@pytest.mark.parametrize("partial, named", [
+    ({"BLUESKY_HANDLE": ""}, "BLUESKY_HANDLE must be set too"),
+    ({"MASTODON_ACCESS_TOKEN": "tok"}, "MASTODON_API_BASE_URL must be set too"),
+    ({"X_BEARER_TOKEN": "bearer"}, "X_BEARER_TOKEN alone cannot reply"),
+    ({"REDDIT_CLIENT_ID": "id", "REDDIT_PASSWORD": "pw"}, "REDDIT_CLIENT_SECRET, REDDIT_USERNAME must be set too"),
+])
+def test_half_set_platform_credentials_are_named(env, tmp_path, partial, named):
+    result = conversant("poll", "--once", env={**env, **partial}, cwd=tmp_path)
+    assert result.returncode == 2 and named in result.stderr and "pw" not in result.stderr.replace("password", "")
 
 
 def test_doctor_reports_each_check_and_how_to_fix_failures(env, tmp_path, slack, model, bluesky):

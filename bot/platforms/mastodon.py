@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
+from functools import partial
 from html.parser import HTMLParser
 
 import regex
@@ -137,7 +138,7 @@ class MastodonPlatform:
 
     def check_login(self) -> str:
         me = self._account()
-        return f"@{me.acct} on {self.api_base_url}"
+        return f"@{me.acct} on {self.api_base_url} (posts up to {self.text_limit} characters)"
 
     # -- length ----------------------------------------------------------------
 
@@ -217,7 +218,7 @@ class MastodonPlatform:
         """Forward from the cursor, oldest page first; a short page is the last."""
         read, newest = [], min_id
         for _ in range(MAX_PAGES):
-            page = self._call("read notifications", lambda: self._api.notifications(types=["mention"], min_id=newest, limit=PAGE_SIZE))
+            page = self._call("read notifications", partial(self._api.notifications, types=["mention"], min_id=newest, limit=PAGE_SIZE))
             if not page:
                 break
             read += page
@@ -232,7 +233,7 @@ class MastodonPlatform:
         """First run: back from the newest until ``since``."""
         read, newest, max_id = [], None, None
         for _ in range(MAX_PAGES):
-            page = self._call("read notifications", lambda: self._api.notifications(types=["mention"], max_id=max_id, limit=PAGE_SIZE))
+            page = self._call("read notifications", partial(self._api.notifications, types=["mention"], max_id=max_id, limit=PAGE_SIZE))
             if not page:
                 break
             newest = max([str(n.id) for n in page] + ([newest] if newest else []), key=int)
@@ -251,11 +252,11 @@ class MastodonPlatform:
         for page_number in range(MAX_SEARCH_PAGES):
             page = self._call(
                 f"search statuses for {keyword!r}",
-                lambda: self._api.search_v2(
-                    _search_query(keyword), resolve=False, result_type="statuses", exclude_unreviewed=False,
-                    min_id=after, limit=SEARCH_PAGE_SIZE, offset=page_number * SEARCH_PAGE_SIZE,
-                ).statuses,
-            )
+                partial(
+                    self._api.search_v2, _search_query(keyword), resolve=False, result_type="statuses",
+                    exclude_unreviewed=False, min_id=after, limit=SEARCH_PAGE_SIZE, offset=page_number * SEARCH_PAGE_SIZE,
+                ),
+            ).statuses
             found.update((str(s.id), s) for s in page)
             if len(page) < SEARCH_PAGE_SIZE:
                 break
@@ -279,7 +280,7 @@ class MastodonPlatform:
             author_name=account.display_name or None,
             text=html_to_text(status.content),
             url=status.url or status.uri,
-            created_at=min(status.created_at, datetime.now(timezone.utc)),
+            created_at=min(status.created_at.astimezone(timezone.utc), datetime.now(timezone.utc)),
         )
 
     def _with_threads(self, mentions: list[Mention]) -> list[Mention]:
@@ -291,7 +292,7 @@ class MastodonPlatform:
                 completed.append(mention)
                 continue
             try:
-                context = self._call("read the thread", lambda: self._api.status_context(mention.external_id), missing_means_gone=True)
+                context = self._call("read the thread", partial(self._api.status_context, mention.external_id), missing_means_gone=True)
             except MentionGone:
                 continue  # deleted since the notification came
             except PlatformError as error:
@@ -305,7 +306,7 @@ class MastodonPlatform:
 
     def find_brand_reply(self, thread_ref: dict) -> PostedReply | None:
         me_id = str(self._account().id)
-        context = self._call("read the thread", lambda: self._api.status_context(thread_ref["id"]), missing_means_gone=True)
+        context = self._call("read the thread", partial(self._api.status_context, thread_ref["id"]), missing_means_gone=True)
         for status in context.descendants:
             if str(status.in_reply_to_id) == thread_ref["id"] and str(status.account.id) == me_id:
                 return PostedReply(external_id=str(status.id), url=status.url or status.uri)
@@ -372,7 +373,7 @@ def _status_code(error: MastodonAPIError) -> int | None:
 
 
 def _parse_time(value: str) -> datetime:
-    moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    moment = datetime.fromisoformat(value)
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 

@@ -9,8 +9,10 @@ instead, which draws on the app's rate limit (450 / 15 min) rather than the user
 Cursors: the mentions timeline and each keyword search keep the newest post id read
 (``{"since_id": id}``); X ids grow with time, and ``since_id`` is exclusive, so a
 restart neither misses nor repeats anything. The first run reads from ``since``
-(``start_time``). Each poll pages (``pagination_token`` / ``next_token``) through
-everything newer than the cursor, up to ``MAX_PAGES`` pages.
+(``start_time``), and so does a search whose cursor is older than the 7 days recent
+search covers (X answers 400 to such a ``since_id``). Each poll pages
+(``pagination_token`` / ``next_token``) through everything newer than the cursor, up to
+``MAX_PAGES`` pages.
 
 X has no base-URL option in tweepy; see ``_RebasedSession``.
 """
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta, timezone
+from functools import partial
 
 import requests
 import tweepy
@@ -41,8 +44,10 @@ DEFAULT_API_BASE_URL = "https://api.x.com"
 TWEEPY_HOST = "https://api.twitter.com"  # hard-coded in tweepy.client.BaseClient.request
 PAGE_SIZE = 100  # the most both endpoints serve per page
 MAX_PAGES = 8  # 800 posts a poll: the mentions timeline serves no more than the newest 800
-SEARCH_WINDOW = timedelta(days=7) - timedelta(minutes=1)  # recent search rejects an older start_time
-TWEET_FIELDS = ["author_id", "conversation_id", "created_at", "in_reply_to_user_id", "referenced_tweets"]
+SEARCH_WINDOW = timedelta(days=7) - timedelta(minutes=1)  # recent search rejects an older start_time or since_id
+SNOWFLAKE_EPOCH = datetime(2010, 11, 4, 1, 42, 54, 657000, tzinfo=timezone.utc)
+# note_tweet holds the whole text of a long post (over 280), whose "text" is cut short.
+TWEET_FIELDS = ["author_id", "conversation_id", "created_at", "in_reply_to_user_id", "referenced_tweets", "note_tweet"]
 EXPANSIONS = ["author_id", "referenced_tweets.id"]  # authors, and the posts replied to or quoted
 USER_FIELDS = ["username", "name"]
 
@@ -188,19 +193,16 @@ class XPlatform:
             if newest:
                 result.cursors[feed] = {"since_id": newest}
 
-        newest, page = self._read_feed("read mentions", self._mentions_page, cursors.get("mentions"), since)
+        start = _feed_start(cursors.get("mentions"), since)
+        newest, page = self._read_feed("read mentions", self._mentions_page, start)
         keep("mentions", newest, page, None)
 
         for keyword in self.keywords:
             feed = f"search:{keyword.lower()}"
             query = _keyword_query(keyword, brand["username"])
+            start = _feed_start(cursors.get(feed), since, oldest=datetime.now(timezone.utc) - SEARCH_WINDOW)
             try:
-                newest, page = self._read_feed(
-                    f"search posts for {keyword!r}",
-                    lambda start, token: self._search_page(query, start, token),
-                    cursors.get(feed),
-                    max(since, datetime.now(timezone.utc) - SEARCH_WINDOW),
-                )
+                newest, page = self._read_feed(f"search posts for {keyword!r}", partial(self._search_page, query), start)
             except PlatformError as error:
                 result.errors.append(error)
                 continue
@@ -219,12 +221,11 @@ class XPlatform:
             expansions=EXPANSIONS, user_fields=USER_FIELDS, user_auth=not self._search_as_app, **start,
         )
 
-    def _read_feed(self, what: str, fetch_page, cursor: dict | None, since: datetime) -> tuple[str | None, "_Page"]:
-        """Every post newer than the cursor (or than ``since`` on the first run), newest first."""
-        start = {"since_id": cursor["since_id"]} if cursor and cursor.get("since_id") else {"start_time": since}
+    def _read_feed(self, what: str, fetch_page, start: dict) -> tuple[str | None, _Page]:
+        """Every post after ``start`` (a ``since_id`` or a ``start_time``), newest first, and the newest id."""
         page, newest, token = _Page(), None, None
         for _ in range(MAX_PAGES):
-            response = self._call(what, lambda: fetch_page(start, token))
+            response = self._call(what, partial(fetch_page, start, token))
             page.add(response)
             newest = newest or response.get("meta", {}).get("newest_id")  # the first page holds the newest
             token = response.get("meta", {}).get("next_token")
@@ -234,7 +235,7 @@ class XPlatform:
             log.warning("x: more than %d posts to %s since the last poll; older ones are skipped", MAX_PAGES * PAGE_SIZE, what)
         return newest, page
 
-    def _mention_reason(self, tweet: dict, page: "_Page") -> str:
+    def _mention_reason(self, tweet: dict, page: _Page) -> str:
         brand_id = self._me()["id"]
         if tweet.get("in_reply_to_user_id") == brand_id:
             return "reply"
@@ -243,31 +244,32 @@ class XPlatform:
             return "quote"
         return "mention"
 
-    def _mention(self, tweet: dict, page: "_Page", reason: str) -> Mention:
+    def _mention(self, tweet: dict, page: _Page, reason: str) -> Mention:
         author = page.users.get(tweet["author_id"], {})
         username = author.get("username") or "i"  # x.com/i/status/<id> opens any post
         parent_id = _referenced_id(tweet, "replied_to")
-        created = datetime.fromisoformat(tweet["created_at"].replace("Z", "+00:00"))
+        created = datetime.fromisoformat(tweet["created_at"])
         return Mention(
             platform=self.name,
             external_id=tweet["id"],
             thread_key=tweet.get("conversation_id") or tweet["id"],
-            thread_ref={"tweet_id": tweet["id"], "conversation_id": tweet.get("conversation_id"), "author_username": username},
+            thread_ref={"tweet_id": tweet["id"]},
             reason=reason,
             author_id=tweet["author_id"],
             author_handle=author.get("username") or tweet["author_id"],
             author_name=author.get("name") or None,
-            text=tweet["text"],
+            text=_full_text(tweet),
             url=post_url(username, tweet["id"]),
             created_at=min(created, datetime.now(timezone.utc)),
-            parent_text=page.referenced.get(parent_id, {}).get("text") if parent_id else None,
+            parent_text=_full_text(page.referenced[parent_id]) if parent_id in page.referenced else None,
         )
 
     def find_brand_reply(self, thread_ref: dict) -> PostedReply | None:
         """The brand's reply to this post, through recent search (posts of the last 7 days).
 
         ``in_reply_to_tweet_id:`` matches direct replies only, which is what the outbox
-        posts; search sees a new post within seconds, and reconciliation waits minutes.
+        posts. Search can take a moment to show a new post; reconciliation asks only after
+        minutes.
         """
         brand = self._me()
         query = f"in_reply_to_tweet_id:{thread_ref['tweet_id']} from:{brand['username']}"
@@ -316,10 +318,27 @@ class _Page:
         self.referenced.update({post["id"]: post for post in includes.get("tweets", [])})
 
 
+def _feed_start(cursor: dict | None, since: datetime, *, oldest: datetime | None = None) -> dict:
+    """Where a feed resumes: after the cursor's id, else from ``since``; never before ``oldest``."""
+    since_id = (cursor or {}).get("since_id")
+    if since_id and (oldest is None or _posted_at(since_id) > oldest):
+        return {"since_id": since_id}
+    return {"start_time": max(since, oldest) if oldest else since}
+
+
+def _posted_at(post_id: str) -> datetime:
+    # An X id is a Snowflake: the bits above the 22nd count milliseconds since Twitter's epoch.
+    return SNOWFLAKE_EPOCH + timedelta(milliseconds=int(post_id) >> 22)
+
+
 def _keyword_query(keyword: str, brand_username: str) -> str:
     # An exact phrase, without the brand's own posts; X's query syntax cannot escape a quote.
     phrase = keyword.replace('"', " ").strip()
     return f'"{phrase}" -from:{brand_username} -is:retweet'
+
+
+def _full_text(tweet: dict) -> str:
+    return (tweet.get("note_tweet") or {}).get("text") or tweet["text"]
 
 
 def _referenced_id(tweet: dict, kind: str) -> str | None:

@@ -28,7 +28,7 @@ LOCAL_DOMAIN = "mastodon.test"
 VISIBILITIES = ("public", "unlisted", "private", "direct")
 RATE_LIMIT_PERIOD = 300  # Rack::Attack: 300 requests per 5 minutes per account
 # Account::USERNAME_RE and Account::MENTION_RE
-_MENTION = re.compile(r"(?<![=/\w])@([a-z0-9_]+(?:[a-z0-9_.-]+[a-z0-9_]+)?)(?:@([\w.-]+\w))?", re.I)
+_MENTION = re.compile(r"(?<![=/\w])@([a-z0-9_]+(?:[a-z0-9_.-]+[a-z0-9_]+)?)(?:@([\w.-]+\w))?", re.IGNORECASE)
 _URL = re.compile(r"(?<![\w/])https?://[^\s<>\"']*[^\s<>\"'.,;:!?)]")
 _STATUS_MESSAGES = {
     400: "Bad request",
@@ -276,7 +276,8 @@ class FakeMastodon(FakeServer):
         path = request.path.rstrip("/") or "/"
         route = self._route(request.method, path)
         if route is None:
-            return Response(404, {"error": "Not Found"})
+            with self._state:
+                return Response(404, {"error": "Not Found"}, self._count_request(request))
         template, handler_name, token_rule, scopes, status_id = route
         time.sleep(self._delays.get(path, self._delays.get(template, 0)))
         with self._state:
@@ -451,7 +452,7 @@ class FakeMastodon(FakeServer):
                 continue
             if after_time and status.created_at <= after_time or before_time and status.created_at >= before_time:
                 continue
-            if any(re.search(rf"(?<!\w){re.escape(c)}(?!\w)", status.text, re.I) for c in clauses):
+            if any(re.search(rf"(?<!\w){re.escape(c)}(?!\w)", status.text, re.IGNORECASE) for c in clauses):
                 yield status
 
     def _searchable(self, status: Status, viewer: Account) -> bool:
@@ -648,7 +649,7 @@ class FakeMastodon(FakeServer):
 
     def _linkify(self, text: str, mentioned: dict[str, Account]) -> str:
         pieces, last = [], 0
-        for match in re.finditer(f"{_URL.pattern}|{_MENTION.pattern}", text, re.I):
+        for match in re.finditer(f"{_URL.pattern}|{_MENTION.pattern}", text, re.IGNORECASE):
             pieces.append(html.escape(text[last:match.start()], quote=False))
             pieces.append(self._entity_html(match.group(), mentioned))
             last = match.end()

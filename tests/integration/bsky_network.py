@@ -281,7 +281,7 @@ def _finish(pg: psycopg.Connection) -> None:
     pg.close()
 
 
-def post_mention(client: Client, text: str) -> models.AppBskyFeedPost.CreateRecordResponse:
+def post_mention(client: Client, text: str, reply_to: models.AppBskyFeedPost.ReplyRef | None = None) -> models.AppBskyFeedPost.CreateRecordResponse:
     """Post ``text`` with mention and link facets detected as Bluesky's own clients do.
 
     Uses the SDK's port of ``RichText.detectFacets`` (UTF-8 byte offsets);
@@ -298,4 +298,4 @@ def post_mention(client: Client, text: str) -> models.AppBskyFeedPost.CreateReco
             features=[models.AppBskyRichtextFacet.Mention(did=did)],
         ))
     facets.sort(key=lambda facet: facet.index.byte_start)
-    return client.send_post(text, facets=facets or None)
+    return client.send_post(text, facets=facets or None, reply_to=reply_to)
