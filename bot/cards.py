@@ -19,6 +19,17 @@ class ActionId(str, enum.Enum):
     EDIT = "conversant_edit"
     DISMISS = "conversant_dismiss"
     RETRY = "conversant_retry"
+    CLAIM = "conversant_claim"
+    SNOOZE = "conversant_snooze"
+
+
+class SnoozeFor(str, enum.Enum):
+    HOUR = "1h"
+    TOMORROW = "tomorrow"
+
+    @property
+    def label(self) -> str:
+        return {"1h": "Snooze 1 hour", "tomorrow": "Snooze until tomorrow"}[self.value]
 
 
 class ModalId(str, enum.Enum):
@@ -53,6 +64,19 @@ def parse_button_value(value: str | None) -> int | None:
     return conversation_id if isinstance(conversation_id, int) and conversation_id > 0 else None
 
 
+def snooze_value(conversation_id: int, choice: SnoozeFor) -> str:
+    return json.dumps({"conversation": conversation_id, "snooze": choice.value})
+
+
+def parse_snooze_value(value: str | None) -> tuple[int, SnoozeFor] | None:
+    """The conversation and the snooze chosen in the Snooze menu; None for anything malformed."""
+    conversation_id = parse_button_value(value)
+    try:
+        return (conversation_id, SnoozeFor(json.loads(value or "").get("snooze"))) if conversation_id else None
+    except (ValueError, AttributeError):
+        return None
+
+
 def escape(text: str) -> str:
     """Slack mrkdwn control characters, so people's posts cannot ping or link."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
@@ -84,6 +108,7 @@ def review_card(conversation: Conversation, facts: CardFacts) -> dict:
     blocks.append(_context(f"<{c.url}|Open the post on {facts.platform_label}>" + _triage_phrase(c)))
     blocks.extend(_draft_blocks(c, facts))
     blocks.extend(_outcome_blocks(c, facts))
+    blocks.extend(_attention_blocks(c))
     actions = _buttons(c)
     if actions:
         blocks.append({"type": "actions", "block_id": f"conversation_{c.id}", "elements": actions})
@@ -145,6 +170,25 @@ def _outcome_blocks(c: Conversation, facts: CardFacts) -> list[dict]:
     return []
 
 
+def _attention_blocks(c: Conversation) -> list[dict]:
+    """Who is on a waiting card (with *I'm on it*), and its nudges (with *Snooze*)."""
+    if c.state not in (State.CARDED.value, State.POST_FAILED.value):
+        return []
+    if c.claimed_by:
+        since = f" since {slack_time(c.claimed_at, '{time}')}" if c.claimed_at else ""
+        who = _context(f":raising_hand: <@{c.claimed_by}> is on it{since}; nudges go to them only.")
+    else:
+        who = _section(":bust_in_silhouette: Nobody is on this yet.")
+        who["accessory"] = _button("I'm on it", ActionId.CLAIM, button_value(c.id))
+    if c.snoozed_until:
+        by = f" by <@{c.snoozed_by}>" if c.snoozed_by else ""
+        nudges = _section(f":zzz: Nudges snoozed{by} until {slack_time(c.snoozed_until)}.")
+    else:
+        nudges = _section(":bell: On-call is nudged when this waits too long.")
+    nudges["accessory"] = _snooze_menu(c.id)
+    return [who, nudges]
+
+
 def _is_open(c: Conversation) -> bool:
     return c.state in (State.CARDED.value, State.DRAFTED.value, State.DRAFT_FAILED.value, State.POST_FAILED.value)
 
@@ -161,6 +205,18 @@ def _buttons(c: Conversation) -> list[dict]:
     buttons.append(_button("Edit", ActionId.EDIT, value))
     buttons.append(_button("Dismiss", ActionId.DISMISS, value, style="danger"))
     return buttons
+
+
+def _snooze_menu(conversation_id: int) -> dict:
+    return {
+        "type": "static_select",
+        "action_id": ActionId.SNOOZE.value,
+        "placeholder": {"type": "plain_text", "text": "Snooze nudges"},
+        "options": [
+            {"text": {"type": "plain_text", "text": choice.label}, "value": snooze_value(conversation_id, choice)}
+            for choice in SnoozeFor
+        ],
+    }
 
 
 def _button(label: str, action: ActionId, value: str, style: str | None = None) -> dict:
@@ -231,7 +287,9 @@ def as_text(card: dict) -> str:
     lines = []
     for block in card["blocks"]:
         if block["type"] == "section":
-            lines.append(block["text"]["text"])
+            accessory = block.get("accessory")
+            label = accessory and (accessory.get("text") or accessory.get("placeholder"))
+            lines.append(block["text"]["text"] + (f"  [ {label['text']} ]" if label else ""))
         elif block["type"] == "context":
             lines.extend(e["text"] for e in block["elements"])
         elif block["type"] == "actions":

@@ -24,7 +24,11 @@ def build_parser() -> argparse.ArgumentParser:
     poll.add_argument("--once", action="store_true", help="run one cycle and exit")
     web = commands.add_parser("web", help="serve Slack's HTTP endpoint /slack/events and /healthz")
     web.add_argument("--port", type=int, help="port to listen on (default: $PORT, else 3000)")
-    commands.add_parser("worker", help="run the scheduler: polling, retries, reconciliation")
+    nudge = commands.add_parser("nudge", help="nudge on-call about cards waiting past the review SLA")
+    nudge.add_argument("--once", action="store_true", required=True, help="run one nudge pass and exit")
+    digest = commands.add_parser("digest", help="post the digest of the last 24 hours")
+    digest.add_argument("--now", action="store_true", required=True, help="post it now and exit")
+    commands.add_parser("worker", help="run the scheduler: polling, nudges, the daily digest, retries")
     commands.add_parser("run", help="Socket Mode plus the scheduler, in one process")
     commands.add_parser("doctor", help="check configuration, database, Slack, the model and each platform")
     commands.add_parser("demo", help="the offline demo: no credentials, no network")
@@ -73,7 +77,7 @@ def _services(settings: Settings):
 
 def _require_platforms(services) -> None:
     if not services.platforms:
-        raise ConfigError("no platform is enabled: set BLUESKY_HANDLE and BLUESKY_APP_PASSWORD (see .env.example)")
+        raise ConfigError("no platform is enabled: set the credentials of Bluesky, Mastodon, X or Reddit (see .env.example)")
 
 
 def cmd_migrate(settings: Settings, args) -> int:
@@ -89,14 +93,47 @@ def cmd_poll(settings: Settings, args) -> int:
     services = _services(settings)
     _require_platforms(services)
     if args.once:
+        paused = _paused(services)
         report = poll_once(services)
-        print(f"conversant: poll cycle done: {report.summary()}")
+        print(f"conversant: {paused}; nothing polled" if paused else f"conversant: poll cycle done: {report.summary()}")
         return 0
     from bot.jobs.scheduler import build_scheduler
 
     _stop_on_sigterm()
     build_scheduler(services, blocking=True).start()
     return 0
+
+
+def cmd_nudge(settings: Settings, args) -> int:
+    from bot.jobs.nudges import nudge_once
+
+    services = _services(settings)
+    report = nudge_once(services)
+    print(f"conversant: nudge pass done: {report.summary()}")
+    return 0
+
+
+def cmd_digest(settings: Settings, args) -> int:
+    from bot.jobs.digest import send_digest
+    from bot.slack.publish import CardPublishError
+
+    services = _services(settings)
+    try:
+        result = send_digest(services)
+    except CardPublishError as error:
+        print(f"conversant: the digest was not posted: {error}", file=sys.stderr)
+        return 1
+    chart = "with its chart" if result.file_id else "without its chart (see the log)"
+    print(f"conversant: digest posted to {result.channel} {chart}: {result.missed} missed")
+    return 0
+
+
+def _paused(services) -> str | None:
+    from bot.models import get_pause
+
+    with services.db.session() as session:
+        pause = get_pause(session)
+    return f"paused by {pause.by} since {pause.at:%Y-%m-%d %H:%M} UTC (`/conversant resume` in Slack)" if pause else None
 
 
 def cmd_web(settings: Settings, args) -> int:
@@ -116,7 +153,11 @@ def cmd_worker(settings: Settings, args) -> int:
     services = _services(settings)
     _require_platforms(services)
     _stop_on_sigterm()
-    log.info("worker started: polling every %ds", settings.poll_interval_seconds)
+    log.info("worker started: polling every %ds, nudges, the digest at %s %s", settings.poll_interval_seconds,
+             settings.digest_time.strftime("%H:%M"), settings.digest_timezone.key)
+    paused = _paused(services)
+    if paused:
+        log.warning("Conversant is %s: no polling and no nudges until it is resumed", paused)
     build_scheduler(services, blocking=True).start()
     return 0
 
@@ -162,5 +203,7 @@ COMMANDS = {
     "web": cmd_web,
     "worker": cmd_worker,
     "run": cmd_run,
+    "nudge": cmd_nudge,
+    "digest": cmd_digest,
     "doctor": cmd_doctor,
 }

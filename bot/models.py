@@ -8,6 +8,8 @@ cannot both win.
 from __future__ import annotations
 
 import enum
+import json
+from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from sqlalchemy import (
@@ -20,6 +22,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    delete,
     update,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
@@ -88,6 +91,7 @@ class Conversation(Base):
         UniqueConstraint("platform", "external_id", name="uq_conversation_mention"),
         Index("ix_conversations_state_received", "state", "received_at"),
         Index("ix_conversations_thread", "platform", "thread_key"),
+        Index("ix_conversations_posted", "posted_at"),  # the digest reads by when people posted
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -137,6 +141,14 @@ class Conversation(Base):
     post_attempts: Mapped[int] = mapped_column(Integer, default=0)
     post_error: Mapped[str | None] = mapped_column(Text)
 
+    # who is on it, and the nudges about it (bot/jobs/nudges.py)
+    claimed_by: Mapped[str | None] = mapped_column(String(32))
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    snoozed_by: Mapped[str | None] = mapped_column(String(32))
+    snoozed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_nudged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    escalated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
     def __repr__(self) -> str:
         return f"<Conversation {self.id} {self.platform} {self.state}>"
 
@@ -175,6 +187,54 @@ class PlatformStatus(Base):
     error: Mapped[str | None] = mapped_column(Text)
     since: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     retry_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # rate limited until then
+
+
+class AppState(Base):
+    """Small facts the whole deployment shares: whether it is paused, the last digest sent."""
+
+    __tablename__ = "app_state"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+PAUSED_KEY = "paused"  # value: JSON {"by": user ID, "at": ISO time}; no row = running
+
+
+@dataclass(frozen=True)
+class Pause:
+    by: str
+    at: datetime
+
+
+def get_pause(session: Session) -> Pause | None:
+    row = session.get(AppState, PAUSED_KEY)
+    if row is None:
+        return None
+    value = json.loads(row.value)
+    return Pause(by=value.get("by", ""), at=datetime.fromisoformat(value["at"]))
+
+
+def set_pause(session: Session, user: str, at: datetime) -> bool:
+    """Pause; returns False when it already was."""
+    return insert_state(session, PAUSED_KEY, json.dumps({"by": user, "at": at.isoformat()}), at)
+
+
+def insert_state(session: Session, key: str, value: str, at: datetime) -> bool:
+    """Insert ``key`` unless it exists; returns whether this caller inserted it (race-safe)."""
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    statement = insert(AppState).values(key=key, value=value, updated_at=at).on_conflict_do_nothing(index_elements=["key"])
+    return session.execute(statement).rowcount == 1
+
+
+def clear_pause(session: Session) -> bool:
+    """Resume; returns False when it was not paused."""
+    return session.execute(delete(AppState).where(AppState.key == PAUSED_KEY)).rowcount == 1
 
 
 def transition(session: Session, conversation_id: int, from_states, to_state: State, **values) -> bool:

@@ -15,7 +15,7 @@ from sqlalchemy import case, select
 from bot import outbox, policy
 from bot.draft import make_draft
 from bot.ingest import IngestReport, ingest
-from bot.models import Conversation, PlatformStatus, State, audit, transition, utcnow
+from bot.models import Conversation, PlatformStatus, State, audit, get_pause, transition, utcnow
 from bot.platforms.base import MentionGone, PlatformError, RateLimited
 from bot.review import card_for, reply_rules
 from bot.services import Services
@@ -53,6 +53,11 @@ class CycleReport:
 
 def poll_once(services: Services) -> CycleReport:
     report = CycleReport()
+    with services.db.session() as session:
+        if get_pause(session):  # `/conversant pause`: no polling; approved replies still go out
+            log.info("paused: not polling")
+            report.sent, report.reconciled = outbox.send_approved(services), outbox.reconcile(services)
+            return report
     for platform in services.platforms.values():
         waiting_until = rate_limited_until(services, platform.name)
         if waiting_until:

@@ -1,16 +1,27 @@
-"""The scheduled jobs of `conversant worker` and `conversant run`, on APScheduler."""
+"""The scheduled jobs of `conversant worker` and `conversant run`, on APScheduler.
+
+Every job runs once at start-up and then on its trigger, only in the process
+holding the scheduler lock (see ``leader.py``). A run missed while the process
+was busy or suspended is coalesced into one; a digest missed while the worker
+was down is sent once on return (``digest.run_scheduled_digest`` keeps the date
+of the last one in the database), never once per missed day.
+"""
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import timedelta
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
+from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from bot.jobs.clock import Clock, SystemClock
+from bot.jobs.digest import run_scheduled_digest
 from bot.jobs.leader import Leadership
+from bot.jobs.nudges import nudge_once
 from bot.pipeline import poll_once
 from bot.services import Services
 
@@ -21,32 +32,58 @@ log = logging.getLogger(__name__)
 class Job:
     name: str
     trigger: object
-    run: Callable[[Services], object]
+    run: Callable[[Services, Clock], object]
+    misfire_grace: timedelta | None = None  # None: run however late
+
+
+def nudge_interval_seconds(settings) -> float:
+    """Often enough to nudge close to the SLA: every minute, sooner for a short SLA (at least every 5 s)."""
+    return max(5.0, min(60.0, settings.review_sla_minutes * 60 / 4))
+
+
+def digest_trigger(settings) -> CronTrigger:
+    at = settings.digest_time
+    return CronTrigger(hour=at.hour, minute=at.minute, timezone=settings.digest_timezone)
 
 
 def jobs(services: Services) -> list[Job]:
-    return [Job("poll", IntervalTrigger(seconds=services.settings.poll_interval_seconds), poll_once)]
+    settings = services.settings
+    return [
+        Job("poll", IntervalTrigger(seconds=settings.poll_interval_seconds), lambda s, clock: poll_once(s)),
+        Job("nudges", IntervalTrigger(seconds=nudge_interval_seconds(settings)), lambda s, clock: nudge_once(s, now=clock.now())),
+        Job("digest", digest_trigger(settings), lambda s, clock: run_scheduled_digest(s, now=clock.now()), misfire_grace=timedelta(hours=23)),
+    ]
 
 
-def build_scheduler(services: Services, *, blocking: bool):
+def build_scheduler(services: Services, *, blocking: bool, clock: Clock | None = None, leadership: Leadership | None = None):
+    clock = clock or SystemClock()
     scheduler = BlockingScheduler(timezone="UTC") if blocking else BackgroundScheduler(timezone="UTC")
-    leadership = Leadership(services.db)
+    leadership = leadership or Leadership(services.db)
     for job in jobs(services):
+        grace = int(job.misfire_grace.total_seconds()) if job.misfire_grace else None
         scheduler.add_job(
-            _guarded(job, services, leadership), job.trigger, id=job.name, name=job.name,
-            max_instances=1, coalesce=True, misfire_grace_time=None, next_run_time=datetime.now(timezone.utc),
+            guarded(job, services, leadership, clock), job.trigger, id=job.name, name=job.name,
+            max_instances=1, coalesce=True, misfire_grace_time=grace, next_run_time=clock.now(),
         )
     return scheduler
 
 
-def _guarded(job: Job, services: Services, leadership: Leadership):
-    def run() -> None:
+def guarded(job: Job, services: Services, leadership: Leadership, clock: Clock):
+    """The job as the scheduler runs it: only in the lock holder, and never raising."""
+    standing_by = False
+
+    def run() -> bool:
+        nonlocal standing_by
         if not leadership.held():
-            log.debug("%s: another process holds the scheduler lock", job.name)
-            return
+            if not standing_by:
+                log.info("%s: another process runs the scheduled jobs; this one stands by", job.name)
+                standing_by = True
+            return False
+        standing_by = False
         try:
-            job.run(services)
+            job.run(services, clock)
         except Exception:  # noqa: BLE001 - one failed run must not stop the scheduler
             log.exception("job %s failed; it runs again at its next time", job.name)
+        return True
 
     return run

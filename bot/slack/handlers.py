@@ -22,12 +22,15 @@ from bot.cards import (
     dismiss_modal,
     edit_modal,
     parse_button_value,
+    parse_snooze_value,
 )
-from bot.commands import slash_command_reply
+from bot.commands import handle_command
+from bot.jobs import nudges
 from bot.models import OPEN_ON_SLACK, Conversation, DismissReason
 from bot.review import refresh_card, reply_rules
 from bot.services import Services
 from bot.slack.approvers import Approvers
+from bot.slack.home import publish_home
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +45,10 @@ def register(app: App, services: Services, approvers: Approvers) -> None:
     app.action(ActionId.DISMISS.value)(handlers.open_dismiss)
     app.view(ModalId.EDIT.value)(handlers.submit_edit)
     app.view(ModalId.DISMISS.value)(handlers.submit_dismiss)
+    app.action(ActionId.CLAIM.value)(handlers.claim)
+    app.action(ActionId.SNOOZE.value)(handlers.snooze)
     app.command("/conversant")(handlers.command)
+    app.event("app_home_opened")(handlers.home_opened)
 
 
 class Handlers:
@@ -84,6 +90,21 @@ class Handlers:
         if conversation:
             self._open_modal(client, body, click, dismiss_modal(conversation))
 
+    def claim(self, ack: Ack, body: dict) -> None:
+        ack()
+        click = self._click(body)
+        if click:
+            self._settle(click, nudges.claim(self.services, click.conversation_id, click.user))
+
+    def snooze(self, ack: Ack, body: dict) -> None:
+        ack()
+        click = self._click(body)
+        chosen = click and parse_snooze_value(click.value)
+        if click and not chosen:
+            self._tell(click.channel, click.user, "That snooze choice is not valid any more; pick it again from the card.")
+        elif chosen:
+            self._settle(click, nudges.snooze(self.services, click.conversation_id, click.user, chosen[1]))
+
     # -- modals --------------------------------------------------------------
 
     def submit_edit(self, ack: Ack, body: dict, view: dict) -> None:
@@ -124,15 +145,25 @@ class Handlers:
     # -- slash command -------------------------------------------------------
 
     def command(self, ack: Ack, command: dict) -> None:
-        ack(text=slash_command_reply(self.services, command.get("text", "")))
+        reply = handle_command(self.services, command, allowed=self.approvers.allows)
+        ack(text=reply.text)
+        if reply.then:
+            reply.then()
+
+    # -- events --------------------------------------------------------------
+
+    def home_opened(self, event: dict) -> None:
+        if event.get("tab", "home") == "home" and event.get("user"):
+            publish_home(self.services, event["user"])
 
     # -- helpers -------------------------------------------------------------
 
     def _click(self, body: dict) -> "Click | None":
         user = body.get("user", {}).get("id", "")
         channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id")
-        actions = body.get("actions") or [{}]
-        conversation_id = parse_button_value(actions[0].get("value"))
+        action = (body.get("actions") or [{}])[0]
+        value = action.get("value") or (action.get("selected_option") or {}).get("value")  # a button, or a menu choice
+        conversation_id = parse_button_value(value)
         if conversation_id is None:
             log.warning("ignored a click with a malformed button value from %s", user)
             self._tell(channel, user, "That button is not valid any more; the card may be from an older version.")
@@ -141,7 +172,7 @@ class Handlers:
             log.info("conversation %s: %s is not an approver", conversation_id, user)
             self._tell(channel, user, NOT_ALLOWED)
             return None
-        return Click(user, conversation_id, channel)
+        return Click(user, conversation_id, channel, value)
 
     def _open_conversation(self, click: "Click") -> Conversation | None:
         conversation = self._load(click.conversation_id)
@@ -167,6 +198,12 @@ class Handlers:
         if result.done:
             outbox.send(self.services, click.conversation_id)
 
+    def _settle(self, click: "Click", result: decision.Decision) -> None:
+        """After a claim or snooze: say why nothing changed, or show the change on the card."""
+        if not result.done:
+            self._tell(click.channel, click.user, result.message)
+        refresh_card(self.services, click.conversation_id)
+
     def _load(self, conversation_id: int) -> Conversation | None:
         with self.services.db.session() as session:
             return session.get(Conversation, conversation_id)
@@ -181,6 +218,7 @@ class Click:
     user: str
     conversation_id: int
     channel: str | None
+    value: str | None = None
 
 
 def _input(view: dict, block: str, action: str) -> dict:
