@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
 
 from bot.config import Settings
+from bot.examples import ApprovedExample, prompt_section
 from bot.llm import Drafter, DraftUnavailable, Triage
 from bot.models import Conversation
 
@@ -47,9 +49,11 @@ def load_prompts(settings: Settings) -> Prompts:
     )
 
 
-def build_messages(prompts: Prompts, conversation: Conversation, *, platform_label: str, limit: int) -> list[dict]:
-    """Stable instructions first (providers cache the prefix), the untrusted mention last."""
-    system = "\n\n".join(part.strip() for part in (prompts.system, prompts.voice, prompts.examples) if part.strip())
+def build_messages(prompts: Prompts, conversation: Conversation, *, platform_label: str, limit: int,
+                   examples: Sequence[ApprovedExample] = ()) -> list[dict]:
+    """Stable instructions first (providers cache the prefix), then what varies per mention
+    (approved replies to similar mentions), the untrusted mention last."""
+    system = "\n\n".join(part.strip() for part in (prompts.system, prompts.voice, prompts.examples, prompt_section(list(examples))) if part.strip())
     mention = {
         "platform": platform_label,
         "author": {"handle": conversation.author_handle, "name": conversation.author_name},
@@ -71,10 +75,11 @@ class DraftOutcome:
     error: str | None
 
 
-def make_draft(drafter: Drafter | None, prompts: Prompts, conversation: Conversation, *, platform_label: str, limit: int) -> DraftOutcome:
+def make_draft(drafter: Drafter | None, prompts: Prompts, conversation: Conversation, *, platform_label: str, limit: int,
+               examples: Sequence[ApprovedExample] = ()) -> DraftOutcome:
     if drafter is None:
         return DraftOutcome(None, "No model is configured (set OPENAI_API_KEY or OPENAI_BASE_URL).")
-    messages = build_messages(prompts, conversation, platform_label=platform_label, limit=limit)
+    messages = build_messages(prompts, conversation, platform_label=platform_label, limit=limit, examples=examples)
     try:
         return DraftOutcome(drafter.triage(messages), None)
     except DraftUnavailable as error:

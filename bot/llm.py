@@ -54,6 +54,7 @@ class DraftUnavailable(Exception):
 class Drafter:
     def __init__(self, settings: Settings) -> None:
         self.model = settings.openai_model
+        self.embedding_model = settings.openai_embedding_model  # None: no embeddings, full-text ranking instead
         self.client = openai.OpenAI(
             api_key=settings.openai_api_key or "not-needed",  # local servers such as Ollama ignore it
             base_url=settings.openai_base_url,
@@ -101,6 +102,23 @@ class Drafter:
         if response.usage:
             log.debug("model usage: %s prompt tokens, %s completion tokens", response.usage.prompt_tokens, response.usage.completion_tokens)
         return choice.message.content
+
+    def embed(self, texts: list[str]) -> list[list[float]]:
+        """One vector per text from the provider's embeddings endpoint (``OPENAI_EMBEDDING_MODEL``)."""
+        if not self.embedding_model:
+            raise DraftUnavailable("no embedding model is configured (OPENAI_EMBEDDING_MODEL)")
+        try:
+            response = self.client.embeddings.create(model=self.embedding_model, input=texts)
+        except openai.NotFoundError:
+            raise DraftUnavailable(f"the embedding model {self.embedding_model!r} was not found (check OPENAI_EMBEDDING_MODEL)") from None
+        except openai.APIStatusError as error:
+            raise DraftUnavailable(f"the embeddings endpoint answered HTTP {error.status_code}") from None
+        except openai.OpenAIError as error:
+            raise DraftUnavailable(f"the embeddings endpoint is not usable ({type(error).__name__})") from None
+        vectors = [item.embedding for item in sorted(response.data, key=lambda item: item.index)]
+        if len(vectors) != len(texts):
+            raise DraftUnavailable(f"the embeddings endpoint returned {len(vectors)} vectors for {len(texts)} texts")
+        return vectors
 
     def check(self) -> str:
         """Ask the server for the configured model; used by ``conversant doctor``."""

@@ -12,7 +12,7 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from bot import policy
+from bot import examples, policy
 from bot.models import Conversation, State, audit, transition, utcnow
 from bot.platforms.base import MentionGone, PlatformError, RateLimited, Unavailable
 from bot.review import refresh_card, reply_rules
@@ -32,6 +32,8 @@ def send(services: Services, conversation_id: int) -> State | None:
         conversation.post_attempts += 1
     state = _post(services, conversation)
     refresh_card(services, conversation_id)
+    if state is State.REPLIED:  # kept for later drafts; after the card, so an embedding call never delays it
+        examples.record(services, conversation)
     return state
 
 
@@ -172,6 +174,7 @@ def reconcile(services: Services) -> int:
         settled += 1
         if reply:
             refresh_card(services, conversation.id)
+            examples.record(services, conversation)
         else:
             log.info("conversation %s: no reply found in the thread; posting again", conversation.id)
             send(services, conversation.id)

@@ -12,7 +12,7 @@ from datetime import timedelta
 
 from sqlalchemy import case, select
 
-from bot import outbox, policy
+from bot import examples, outbox, policy
 from bot.draft import make_draft
 from bot.ingest import IngestReport, ingest
 from bot.models import Conversation, PlatformStatus, State, audit, get_pause, transition, utcnow
@@ -204,7 +204,8 @@ def _draft_one(services: Services, conversation_id: int) -> State:
     with services.db.session() as session:
         conversation = session.get(Conversation, conversation_id)
     rules = reply_rules(services, conversation)
-    outcome = make_draft(services.drafter, services.prompts, conversation, platform_label=rules.platform_label, limit=rules.limit)
+    outcome = make_draft(services.drafter, services.prompts, conversation, platform_label=rules.platform_label, limit=rules.limit,
+                         examples=examples.similar(services, conversation.text, conversation.platform))
     triage = outcome.triage
     if triage is None:
         values = {"draft_error": outcome.error}
