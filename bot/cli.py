@@ -32,6 +32,11 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("run", help="Socket Mode plus the scheduler, in one process")
     commands.add_parser("doctor", help="check configuration, database, Slack, the model and each platform")
     commands.add_parser("demo", help="the offline demo: no credentials, no network")
+    evaluate = commands.add_parser("eval", help="run the drafter over a file of mentions and check every draft")
+    evaluate.add_argument("file", help="a JSON file of mentions, e.g. bot/demo/eval_mentions.json")
+    evaluate.add_argument("--judge", action="store_true", help="also score each draft with a judge model (rubric: prompts/judge.md)")
+    evaluate.add_argument("--judge-model", help="the judge model (default: OPENAI_MODEL)")
+    evaluate.add_argument("--json", action="store_true", help="print the report as JSON")
     return parser
 
 
@@ -188,6 +193,27 @@ def cmd_doctor(settings: Settings, args) -> int:
     return run_doctor(settings)
 
 
+def cmd_eval(settings: Settings, args) -> int:
+    import json
+
+    from bot.evaluation import EvalFileError, format_table, load_file, run_eval
+
+    if not settings.model_configured:
+        print("conversant eval: no model is configured: set OPENAI_API_KEY (OpenAI) or OPENAI_BASE_URL "
+              "(any OpenAI-compatible server, e.g. Ollama), and OPENAI_MODEL", file=sys.stderr)
+        return 2
+    try:
+        report = run_eval(settings, load_file(args.file), judge=args.judge, judge_model=args.judge_model)
+    except EvalFileError as error:
+        print(f"conversant eval: {error}", file=sys.stderr)
+        return 2
+    print(json.dumps(report.as_json(), ensure_ascii=False, indent=2) if args.json else format_table(report))
+    if not any(r.should_reply is not None for r in report.results):
+        print(f"conversant eval: the model gave no usable answer ({report.results[0].error})", file=sys.stderr)
+        return 1
+    return 0
+
+
 def _stop_on_sigterm() -> None:
     """Let a platform's SIGTERM (deploys, scaling down) end the process like Ctrl-C."""
 
@@ -206,4 +232,5 @@ COMMANDS = {
     "nudge": cmd_nudge,
     "digest": cmd_digest,
     "doctor": cmd_doctor,
+    "eval": cmd_eval,
 }

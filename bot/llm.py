@@ -69,26 +69,39 @@ class Drafter:
         except (json.JSONDecodeError, ValidationError) as error:
             raise DraftUnavailable(f"the model's answer was not valid triage JSON ({_first_line(error)})") from None
 
-    def _complete(self, messages: list[dict]) -> str:
-        response_format = {"type": "json_schema", "json_schema": {"name": "triage", "strict": True, "schema": TRIAGE_SCHEMA}}
+    def complete_json(self, messages: list[dict], *, name: str, schema: dict, model: str | None = None, temperature: float = 0.0) -> dict:
+        """Structured output against another schema (the eval's judge); the caller validates the fields."""
+        content = self._complete(messages, name=name, schema=schema, model=model, temperature=temperature)
+        try:
+            answer = json.loads(_strip_fences(content))
+        except json.JSONDecodeError as error:
+            raise DraftUnavailable(f"the model's answer was not JSON ({_first_line(error)})") from None
+        if not isinstance(answer, dict):
+            raise DraftUnavailable("the model's answer was not a JSON object")
+        return answer
+
+    def _complete(self, messages: list[dict], *, name: str = "triage", schema: dict = TRIAGE_SCHEMA,
+                  model: str | None = None, temperature: float = 0.4) -> str:
+        model = model or self.model
+        response_format = {"type": "json_schema", "json_schema": {"name": name, "strict": True, "schema": schema}}
         try:
             try:
                 response = self.client.chat.completions.create(
-                    model=self.model, messages=messages, response_format=response_format, temperature=0.4
+                    model=model, messages=messages, response_format=response_format, temperature=temperature
                 )
             except openai.BadRequestError as error:
                 if "response_format" not in str(error) and "json_schema" not in str(error):
                     raise
                 # Older OpenAI-compatible servers know only JSON mode.
                 response = self.client.chat.completions.create(
-                    model=self.model, messages=messages, response_format={"type": "json_object"}, temperature=0.4
+                    model=model, messages=messages, response_format={"type": "json_object"}, temperature=temperature
                 )
         except openai.APITimeoutError:
             raise DraftUnavailable("the model did not answer in time") from None
         except openai.AuthenticationError:
             raise DraftUnavailable("the model's server refused the API key (check OPENAI_API_KEY)") from None
         except openai.NotFoundError:
-            raise DraftUnavailable(f"the model {self.model!r} was not found (check OPENAI_MODEL)") from None
+            raise DraftUnavailable(f"the model {model!r} was not found (check OPENAI_MODEL)") from None
         except openai.RateLimitError:
             raise DraftUnavailable("the model's rate limit or quota was reached") from None
         except openai.APIStatusError as error:
