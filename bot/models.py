@@ -229,7 +229,7 @@ def insert_state(session: Session, key: str, value: str, at: datetime) -> bool:
     else:
         from sqlalchemy.dialects.sqlite import insert
     statement = insert(AppState).values(key=key, value=value, updated_at=at).on_conflict_do_nothing(index_elements=["key"])
-    return session.execute(statement).rowcount == 1
+    return session.execute(statement.returning(AppState.key)).first() is not None
 
 
 def clear_pause(session: Session) -> bool:

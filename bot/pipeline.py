@@ -54,10 +54,11 @@ class CycleReport:
 def poll_once(services: Services) -> CycleReport:
     report = CycleReport()
     with services.db.session() as session:
-        if get_pause(session):  # `/conversant pause`: no polling; approved replies still go out
-            log.info("paused: not polling")
-            report.sent, report.reconciled = outbox.send_approved(services), outbox.reconcile(services)
-            return report
+        paused = get_pause(session) is not None
+    if paused:  # `/conversant pause`: no polling; replies approved on the cards still go out
+        log.info("paused: not polling")
+        report.sent, report.reconciled = outbox.send_approved(services), outbox.reconcile(services)
+        return report
     for platform in services.platforms.values():
         waiting_until = rate_limited_until(services, platform.name)
         if waiting_until:

@@ -165,12 +165,15 @@ def test_a_day_with_nothing_missed_says_so_plainly(make_services, slack):
     assert len(slack.uploads) == 1
 
 
-def test_an_empty_day_still_gets_a_digest_and_a_chart(make_services, slack):
+def test_an_empty_day_while_paused_still_gets_a_digest_and_a_chart(make_services, slack):
     services = make_services()
+    with services.db.session() as session:
+        set_pause(session, "U_LEAD", END - 2 * H)
     send_digest(services, end=END)
-    message = slack.last("chat.postMessage")
-    assert "No mentions arrived in these 24 hours" in digest_text(message)
-    assert "no conversation needed an answer" in digest_text(message) and "no replies were sent" in digest_text(message)
+    text = digest_text(slack.last("chat.postMessage"))
+    assert "Conversant is paused* (by <@U_LEAD>" in text
+    assert "No mentions arrived in these 24 hours" in text
+    assert "no conversation needed an answer" in text and "no replies were sent" in text
     assert next(iter(slack.uploads.values())).startswith(b"\x89PNG")
 
 
@@ -182,14 +185,6 @@ def test_many_missed_are_listed_up_to_ten_then_and_n_more(make_services, slack):
     missed = lines_of(slack.last("chat.postMessage"), "Missed: 12")
     assert len(missed) == 12 and missed[-1] == "…and 2 more."
     assert "@m11.test" in missed[1] and "@m2.test" in missed[10]  # no urgency given: oldest first
-
-
-def test_the_digest_says_when_conversant_is_paused(make_services, slack):
-    services = make_services()
-    with services.db.session() as session:
-        set_pause(session, "U_LEAD", END - 2 * H)
-    send_digest(services, end=END)
-    assert "Conversant is paused* (by <@U_LEAD>" in digest_text(slack.last("chat.postMessage"))
 
 
 def test_a_failed_chart_upload_leaves_the_digest_standing(make_services, slack):

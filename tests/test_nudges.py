@@ -14,6 +14,7 @@ from datetime import datetime, timedelta, timezone
 from urllib.parse import parse_qs, urlencode
 from zoneinfo import ZoneInfo
 
+import pytest
 from sqlalchemy import update
 
 from bot.cards import ActionId, SnoozeFor, snooze_value
@@ -93,28 +94,21 @@ def test_handled_cards_are_never_nudged(make_services, slack, model, bluesky):
     assert report.nudged == [] and report.escalated == [] and thread_replies(slack, conv) == []
 
 
-def test_a_card_the_brand_answered_natively_is_closed_and_not_nudged(make_services, slack, model, bluesky):
+def test_cards_answered_natively_or_deleted_meanwhile_are_closed_not_nudged(make_services, slack, model, bluesky):
     services = make_services(SLACK_ONCALL="U_ONE")
-    conv = carded_mention(services, bluesky, model)
-    bluesky.post("brand.test", "Answered from the Bluesky app", reply_to=conv.thread_ref["uri"])
+    answered, deleted = cards_for(services, bluesky, model, ["alice.test", "bob.test"])
+    bluesky.post("brand.test", "Answered from the Bluesky app", reply_to=answered.thread_ref["uri"])
+    bluesky.delete(deleted.thread_ref["uri"])
 
-    report = nudge_once(services, now=conv.posted_at + 31 * MIN)
+    report = nudge_once(services, now=deleted.posted_at + 31 * MIN)
 
-    assert report.nudged == [] and report.settled == [conv.id]
-    assert thread_replies(slack, conv) == []
-    assert load(services).state == State.ANSWERED_ELSEWHERE.value
-    card = slack.last("chat.update")
-    assert "Already answered on Bluesky" in card_text(card) and "I'm on it" not in card_text(card)
-
-
-def test_a_deleted_mention_is_closed_and_not_nudged(make_services, slack, model, bluesky):
-    services = make_services(SLACK_ONCALL="U_ONE")
-    conv = carded_mention(services, bluesky, model)
-    bluesky.delete(conv.thread_ref["uri"])
-
-    assert nudge_once(services, now=conv.posted_at + 31 * MIN).settled == [conv.id]
-    assert thread_replies(slack, conv) == [] and load(services).state == State.DELETED.value
-    assert "Deleted by the author" in card_text(slack.last("chat.update"))
+    assert report.nudged == [] and sorted(report.settled) == sorted([answered.id, deleted.id])
+    assert thread_replies(slack, answered) == [] and thread_replies(slack, deleted) == []
+    assert load(services, answered.id).state == State.ANSWERED_ELSEWHERE.value
+    assert load(services, deleted.id).state == State.DELETED.value
+    updates = {u["ts"]: card_text(u) for u in slack.calls_to("chat.update")}
+    assert "Already answered on Bluesky" in updates[answered.slack_ts] and "I'm on it" not in updates[answered.slack_ts]
+    assert "Deleted by the author" in updates[deleted.slack_ts]
 
 
 def test_many_stale_cards_get_one_message_listing_them_oldest_first(make_services, slack, model, bluesky):
@@ -250,6 +244,7 @@ def conversant(env: dict, cwd, *args: str) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)  # many processes share PostgreSQL
 def test_nudge_once_from_two_processes_at_once_nudges_each_card_once(env, tmp_path, services, slack, model, bluesky):
     cards = cards_for(services, bluesky, model, ["alice.test", "bob.test"])
     with services.db.session() as session:

@@ -30,7 +30,16 @@ from sqlalchemy import select, update
 from bot import business_hours
 from bot.cards import escape, slack_time
 from bot.jobs.nudges import human_duration, human_minutes
-from bot.models import AppState, Conversation, DismissReason, Pause, State, get_pause, insert_state, utcnow
+from bot.models import (
+    AppState,
+    Conversation,
+    DismissReason,
+    Pause,
+    State,
+    get_pause,
+    insert_state,
+    utcnow,
+)
 from bot.services import Services
 from bot.slack.home import permalink, platform_label, slack_error_code
 
@@ -375,17 +384,21 @@ def _context(text: str) -> dict:
 
 def render_chart(digest: Digest) -> bytes:
     """A PNG: received and answered per hour over the day, and the 14-day response rate."""
-    from matplotlib.figure import Figure  # the object API draws with Agg and keeps no global state
+    from matplotlib.figure import (
+        Figure,  # the object API draws with Agg and keeps no global state
+    )
 
-    figure = Figure(figsize=(10, 6.4), dpi=100, layout="constrained")
+    figure = Figure(figsize=(10, 6.4), dpi=100)
     hourly, trend = figure.subplots(2, 1, height_ratios=[3, 2])
+    figure.subplots_adjust(left=0.07, right=0.98, top=0.94, bottom=0.06, hspace=0.38)  # fixed margins: no layout engine to run
     positions = list(range(24))
     hourly.bar([p - 0.2 for p in positions], digest.received_per_hour, width=0.4, label="received", color="#8da0cb")
     hourly.bar([p + 0.2 for p in positions], digest.answered_per_hour, width=0.4, label="answered", color="#1b9e77")
     hourly.set_xticks(positions[::2], digest.hour_labels[::2], fontsize=8)
     hourly.set_ylabel("mentions")
-    hourly.set_title(f"Mentions per hour, {digest.local_date:%a %d %b %Y} ({digest.timezone.key})", fontsize=11)
-    hourly.legend(loc="upper left", frameon=False)
+    hourly.set_title(f"Mentions per hour, {digest.local_date:%a %d %b %Y} ({digest.timezone.key})", fontsize=11, loc="left")
+    hourly.set_ylim(0, max(digest.received_per_hour + digest.answered_per_hour + [1]) * 1.1)
+    hourly.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), ncols=2, frameon=False, fontsize=9)
     hourly.yaxis.get_major_locator().set_params(integer=True)
     labels = [label for label, _ in digest.trend]
     rates = [rate * 100 if rate is not None else math.nan for _, rate in digest.trend]
@@ -393,7 +406,7 @@ def render_chart(digest: Digest) -> bytes:
     trend.set_xticks(range(len(labels)), labels, fontsize=8)
     trend.set_ylim(0, 105)
     trend.set_ylabel("response rate %")
-    trend.set_title(f"Response rate, last {TREND_DAYS} days", fontsize=11)
+    trend.set_title(f"Response rate, last {TREND_DAYS} days", fontsize=11, loc="left")
     trend.grid(axis="y", alpha=0.3)
     for side in ("top", "right"):
         hourly.spines[side].set_visible(False)

@@ -2,13 +2,16 @@
 
 Every job runs once at start-up and then on its trigger, only in the process
 holding the scheduler lock (see ``leader.py``). A run missed while the process
-was busy or suspended is coalesced into one; a digest missed while the worker
-was down is sent once on return (``digest.run_scheduled_digest`` keeps the date
-of the last one in the database), never once per missed day.
+was busy or suspended is coalesced into one. The digest goes out on a cron
+trigger at DIGEST_TIME in DIGEST_TIMEZONE; ``digest.run_scheduled_digest`` keeps
+the local date of the last one in the database, so a digest missed while the
+worker was down (or refused by Slack) is sent once by the start-up run or the
+15-minute catch-up, never once per missed day, and never twice.
 """
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -52,6 +55,8 @@ def jobs(services: Services) -> list[Job]:
         Job("poll", IntervalTrigger(seconds=settings.poll_interval_seconds), lambda s, clock: poll_once(s)),
         Job("nudges", IntervalTrigger(seconds=nudge_interval_seconds(settings)), lambda s, clock: nudge_once(s, now=clock.now())),
         Job("digest", digest_trigger(settings), lambda s, clock: run_scheduled_digest(s, now=clock.now()), misfire_grace=timedelta(hours=23)),
+        # Sends a digest the cron run could not (Slack down at DIGEST_TIME); a no-op once today's is out.
+        Job("digest-catch-up", IntervalTrigger(minutes=15), lambda s, clock: run_scheduled_digest(s, now=clock.now())),
     ]
 
 
@@ -59,22 +64,26 @@ def build_scheduler(services: Services, *, blocking: bool, clock: Clock | None =
     clock = clock or SystemClock()
     scheduler = BlockingScheduler(timezone="UTC") if blocking else BackgroundScheduler(timezone="UTC")
     leadership = leadership or Leadership(services.db)
+    lock = threading.Lock()  # jobs run on a thread pool; the lock's connection is not shareable across threads
     for job in jobs(services):
         grace = int(job.misfire_grace.total_seconds()) if job.misfire_grace else None
         scheduler.add_job(
-            guarded(job, services, leadership, clock), job.trigger, id=job.name, name=job.name,
+            guarded(job, services, leadership, clock, lock), job.trigger, id=job.name, name=job.name,
             max_instances=1, coalesce=True, misfire_grace_time=grace, next_run_time=clock.now(),
         )
     return scheduler
 
 
-def guarded(job: Job, services: Services, leadership: Leadership, clock: Clock):
+def guarded(job: Job, services: Services, leadership: Leadership, clock: Clock, lock: threading.Lock | None = None):
     """The job as the scheduler runs it: only in the lock holder, and never raising."""
+    lock = lock or threading.Lock()
     standing_by = False
 
     def run() -> bool:
         nonlocal standing_by
-        if not leadership.held():
+        with lock:
+            leader = leadership.held()
+        if not leader:
             if not standing_by:
                 log.info("%s: another process runs the scheduled jobs; this one stands by", job.name)
                 standing_by = True
