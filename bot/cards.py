@@ -21,6 +21,7 @@ class ActionId(str, enum.Enum):
     RETRY = "conversant_retry"
     CLAIM = "conversant_claim"
     SNOOZE = "conversant_snooze"
+    REDRAFT = "conversant_redraft"
 
 
 class SnoozeFor(str, enum.Enum):
@@ -35,10 +36,12 @@ class SnoozeFor(str, enum.Enum):
 class ModalId(str, enum.Enum):
     EDIT = "conversant_edit_modal"
     DISMISS = "conversant_dismiss_modal"
+    REDRAFT = "conversant_redraft_modal"
 
 
 REPLY_BLOCK, REPLY_INPUT = "reply", "reply_text"
 REASON_BLOCK, REASON_INPUT = "reason", "dismiss_reason"
+REDRAFT_BLOCK, REDRAFT_INPUT = "redraft", "redraft_instruction"
 SECTION_LIMIT = 2900  # Slack allows 3,000 characters in a section's text
 
 
@@ -49,6 +52,13 @@ class CardFacts:
     platform_label: str
     limit: int
     draft_length: int | None
+    thread: "ThreadSummary | None" = None  # on the first card of a conversation with later turns
+
+
+@dataclass(frozen=True)
+class ThreadSummary:
+    turns: int
+    latest_state: str
 
 
 def button_value(conversation_id: int) -> str:
@@ -98,9 +108,13 @@ def review_card(conversation: Conversation, facts: CardFacts) -> dict:
     """The card's ``text`` (notification fallback) and ``blocks`` for its current state."""
     c = conversation
     who = f"*{escape(c.author_name)}* (@{escape(c.author_handle)})" if c.author_name else f"*@{escape(c.author_handle)}*"
-    blocks: list[dict] = [
-        _section(f"{who} {_reason_phrase(c.reason)} on *{facts.platform_label}* · {slack_time(c.posted_at, '{ago}')}"),
-    ]
+    blocks: list[dict] = []
+    if facts.thread:
+        latest = STATE_WORDS.get(facts.thread.latest_state, facts.thread.latest_state.replace("_", " "))
+        blocks.append(_context(f":speech_balloon: Conversation with @{escape(c.author_handle)} · *{facts.thread.turns} turns* · latest: {latest} (see the thread)"))
+    elif c.turn and c.turn > 1:
+        blocks.append(_context(f":speech_balloon: Turn {c.turn} of this conversation"))
+    blocks.append(_section(f"{who} {_reason_phrase(c.reason)} on *{facts.platform_label}* · {slack_time(c.posted_at, '{ago}')}"))
     if c.parent_text:
         label = "Quoting" if c.reason == "quote" else "In reply to"
         blocks.append(_context(f"{label}:\n{quote(c.parent_text)}"))
@@ -113,6 +127,14 @@ def review_card(conversation: Conversation, facts: CardFacts) -> dict:
     if actions:
         blocks.append({"type": "actions", "block_id": f"conversation_{c.id}", "elements": actions})
     return {"text": f"{facts.platform_label} mention from @{c.author_handle}: {c.text[:150]}", "blocks": blocks}
+
+
+STATE_WORDS = {
+    "new": "being drafted", "drafting": "being drafted", "drafted": "being drafted", "draft_failed": "being drafted",
+    "carded": "waiting for review", "approved": "posting", "posting": "posting", "replied": "replied",
+    "post_failed": "posting failed", "dismissed": "dismissed", "answered_elsewhere": "answered on the platform",
+    "deleted": "deleted by the author", "skipped": "no reply needed", "missed": "missed",
+}
 
 
 def _reason_phrase(reason: str) -> str:
@@ -134,7 +156,10 @@ def _draft_blocks(c: Conversation, facts: CardFacts) -> list[dict]:
         return [_section(f"*Reply{' (edited)' if c.reply_edited else ''}:*\n{quote(c.reply_text)}")]
     if c.draft_text:
         blocks = [_section(f"*Draft* ({facts.draft_length}/{facts.limit}):\n{quote(c.draft_text)}")]
-        if c.policy_problems and _is_open(c):
+        if c.draft_stale and _is_open(c):
+            blocks.append(_section(":hourglass: *A newer message arrived in this thread*, so this draft is out of date and "
+                                   "can't be approved as it stands. The newest turn has a fresh draft; *Edit* or *Dismiss* this one."))
+        elif c.policy_problems and _is_open(c):
             problems = "\n".join(f"• {escape(p)}" for p in c.policy_problems)
             blocks.append(_section(f":warning: *This draft can't be approved as written:*\n{problems}\nUse *Edit* to fix it."))
         return blocks
@@ -200,11 +225,42 @@ def _buttons(c: Conversation) -> list[dict]:
     buttons = []
     if c.state == State.POST_FAILED.value:
         buttons.append(_button("Retry", ActionId.RETRY, value, style="primary"))
-    elif c.draft_text and not c.policy_problems:
+    elif c.draft_text and not c.policy_problems and not c.draft_stale:
         buttons.append(_button("Approve", ActionId.APPROVE, value, style="primary"))
     buttons.append(_button("Edit", ActionId.EDIT, value))
     buttons.append(_button("Dismiss", ActionId.DISMISS, value, style="danger"))
+    if c.state == State.CARDED.value:
+        buttons.append(_redraft_menu(c.id))
     return buttons
+
+
+def redraft_value(conversation_id: int, direction: str) -> str:
+    return json.dumps({"conversation": conversation_id, "redraft": direction})
+
+
+def parse_redraft_value(value: str | None) -> tuple[int, str] | None:
+    conversation_id = parse_button_value(value)
+    try:
+        direction = json.loads(value or "").get("redraft")
+    except (ValueError, AttributeError):
+        return None
+    return (conversation_id, direction) if conversation_id and isinstance(direction, str) else None
+
+
+def _redraft_menu(conversation_id: int) -> dict:
+    from bot.redraft import (
+        Direction,  # the directions belong to the domain; the menu only lists them
+    )
+
+    return {
+        "type": "static_select",
+        "action_id": ActionId.REDRAFT.value,
+        "placeholder": {"type": "plain_text", "text": "Redraft…"},
+        "options": [
+            {"text": {"type": "plain_text", "text": d.label}, "value": redraft_value(conversation_id, d.value)}
+            for d in Direction
+        ],
+    }
 
 
 def _snooze_menu(conversation_id: int) -> dict:
@@ -282,6 +338,27 @@ def dismiss_modal(c: Conversation) -> dict:
     }
 
 
+def redraft_modal(c: Conversation) -> dict:
+    return {
+        "type": "modal",
+        "callback_id": ModalId.REDRAFT.value,
+        "private_metadata": button_value(c.id),
+        "title": {"type": "plain_text", "text": "Redraft"},
+        "submit": {"type": "plain_text", "text": "Redraft"},
+        "close": {"type": "plain_text", "text": "Cancel"},
+        "blocks": [
+            _context(f"Current draft:\n{quote(c.draft_text or '(none)')}"),
+            {
+                "type": "input",
+                "block_id": REDRAFT_BLOCK,
+                "label": {"type": "plain_text", "text": "How should the new draft differ?"},
+                "element": {"type": "plain_text_input", "action_id": REDRAFT_INPUT, "max_length": 300,
+                            "placeholder": {"type": "plain_text", "text": "e.g. mention the status page and keep it to one line"}},
+            },
+        ],
+    }
+
+
 def as_text(card: dict) -> str:
     """A plain-text rendering of a card, for the terminal demo."""
     lines = []
@@ -293,7 +370,7 @@ def as_text(card: dict) -> str:
         elif block["type"] == "context":
             lines.extend(e["text"] for e in block["elements"])
         elif block["type"] == "actions":
-            lines.append("  ".join(f"[ {e['text']['text']} ]" for e in block["elements"]))
+            lines.append("  ".join(f"[ {(e.get('text') or e['placeholder'])['text']} ]" for e in block["elements"]))
     text = re.sub(r"<!date\^\d+\^[^|]*\|([^>]*)>", r"\1", "\n".join(lines))
     text = re.sub(r"<([^|>]+)\|([^>]+)>", r"\2 (\1)", text)
     text = re.sub(r"<@(\w+)>", r"@\1", text)

@@ -39,6 +39,9 @@ def approve(services: Services, conversation_id: int, user: str) -> Decision:
         return Decision(Outcome.NOT_FOUND, "That conversation no longer exists.")
     if not conversation.draft_text:
         return Decision(Outcome.BLOCKED, "There is no draft to approve; use Edit to write the reply.")
+    if conversation.draft_stale:
+        return Decision(Outcome.BLOCKED, "A newer message arrived in this thread, so this draft is out of date. "
+                                         "Approve the newest turn's draft, or use Edit here.")
     problems = policy.check(conversation.draft_text, reply_rules(services, conversation))
     if problems:
         return Decision(Outcome.BLOCKED, "This draft can't be approved as written: " + " ".join(problems) + " Use Edit to fix it.")

@@ -9,6 +9,7 @@ from importlib.resources import files
 from pathlib import Path
 
 from bot.config import Settings
+from bot.context import DraftContext
 from bot.examples import ApprovedExample, prompt_section
 from bot.llm import Drafter, DraftUnavailable, Triage
 from bot.models import Conversation
@@ -50,7 +51,7 @@ def load_prompts(settings: Settings) -> Prompts:
 
 
 def build_messages(prompts: Prompts, conversation: Conversation, *, platform_label: str, limit: int,
-                   examples: Sequence[ApprovedExample] = ()) -> list[dict]:
+                   examples: Sequence[ApprovedExample] = (), context: DraftContext | None = None) -> list[dict]:
     """Stable instructions first (providers cache the prefix), then what varies per mention
     (approved replies to similar mentions), the untrusted mention last."""
     system = "\n\n".join(part.strip() for part in (prompts.system, prompts.voice, prompts.examples, prompt_section(list(examples))) if part.strip())
@@ -62,11 +63,18 @@ def build_messages(prompts: Prompts, conversation: Conversation, *, platform_lab
     }
     if conversation.parent_text:
         mention["in_reply_to"] = conversation.parent_text
+    if context:
+        mention.update(context.as_prompt_data())  # other people's words too: inside the untrusted block
     user = (
         f"Draft a reply on {platform_label}; it must be at most {limit} characters.\n"
-        f"<untrusted_mention>\n{json.dumps(mention, ensure_ascii=False, indent=1)}\n</untrusted_mention>"
+        f"<untrusted_mention>\n{_json_block(mention)}\n</untrusted_mention>"
     )
     return [{"role": "system", "content": system}, {"role": "user", "content": user}]
+
+
+def _json_block(data: dict) -> str:
+    """JSON that no text inside can close the delimiting tag of (``</`` is escaped, still valid JSON)."""
+    return json.dumps(data, ensure_ascii=False, indent=1).replace("</", "<\\/")
 
 
 @dataclass(frozen=True)
@@ -76,10 +84,10 @@ class DraftOutcome:
 
 
 def make_draft(drafter: Drafter | None, prompts: Prompts, conversation: Conversation, *, platform_label: str, limit: int,
-               examples: Sequence[ApprovedExample] = ()) -> DraftOutcome:
+               examples: Sequence[ApprovedExample] = (), context: DraftContext | None = None) -> DraftOutcome:
     if drafter is None:
         return DraftOutcome(None, "No model is configured (set OPENAI_API_KEY or OPENAI_BASE_URL).")
-    messages = build_messages(prompts, conversation, platform_label=platform_label, limit=limit, examples=examples)
+    messages = build_messages(prompts, conversation, platform_label=platform_label, limit=limit, examples=examples, context=context)
     try:
         return DraftOutcome(drafter.triage(messages), None)
     except DraftUnavailable as error:

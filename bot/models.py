@@ -122,9 +122,15 @@ class Conversation(Base):
     draft_error: Mapped[str | None] = mapped_column(Text)
     policy_problems: Mapped[list] = mapped_column(JSON, default=list)
 
+    # turns: a follow-up in a thread we already hold is the next turn of its first conversation
+    turn: Mapped[int | None] = mapped_column(Integer)  # 1 for the first, None until linked
+    first_turn_id: Mapped[int | None] = mapped_column(ForeignKey("conversations.id", ondelete="SET NULL"), index=True)
+    draft_stale: Mapped[bool] = mapped_column(default=False)  # a newer turn arrived while this draft waited
+
     # the card
     slack_channel: Mapped[str | None] = mapped_column(String(32))
     slack_ts: Mapped[str | None] = mapped_column(String(32))
+    slack_thread_ts: Mapped[str | None] = mapped_column(String(32))  # set when the card is a turn in another card's thread
     carding_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
     checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # last look at the thread on the platform
 

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import logging
 
-from bot.cards import CardFacts, review_card
+from sqlalchemy import select
+
+from bot.cards import CardFacts, ThreadSummary, review_card
 from bot.models import Conversation
 from bot.platforms.bluesky import grapheme_count
 from bot.policy import ReplyRules
@@ -29,16 +31,42 @@ def reply_rules(services: Services, conversation: Conversation) -> ReplyRules:
 def card_for(services: Services, conversation: Conversation) -> dict:
     rules = reply_rules(services, conversation)
     length = rules.length(conversation.draft_text) if conversation.draft_text else None
-    return review_card(conversation, CardFacts(platform_label=rules.platform_label, limit=rules.limit, draft_length=length))
+    facts = CardFacts(platform_label=rules.platform_label, limit=rules.limit, draft_length=length,
+                      thread=_thread_summary(services, conversation))
+    return review_card(conversation, facts)
+
+
+def _thread_summary(services: Services, conversation: Conversation) -> ThreadSummary | None:
+    """For a conversation's top-level card: how many turns it has and where the latest stands."""
+    top_level = conversation.first_turn_id is None or (conversation.slack_ts and not conversation.slack_thread_ts)
+    if not conversation.turn or not top_level:
+        return None
+    with services.db.session() as session:
+        turns = session.scalars(
+            select(Conversation)
+            .where(Conversation.platform == conversation.platform, Conversation.thread_key == conversation.thread_key,
+                   Conversation.turn.is_not(None))
+            .order_by(Conversation.turn)
+        ).all()
+    if len(turns) < 2:
+        return None
+    return ThreadSummary(turns=len(turns), latest_state=turns[-1].state)
 
 
 def refresh_card(services: Services, conversation_id: int) -> None:
-    """Rewrite the card in place from the conversation's current state."""
+    """Rewrite the card in place from the conversation's current state, and its thread's first card."""
     with services.db.session() as session:
         conversation = session.get(Conversation, conversation_id)
-    if conversation is None or not conversation.slack_ts:
-        return
-    try:
-        services.publisher.update(conversation.slack_channel, conversation.slack_ts, card_for(services, conversation))
-    except CardPublishError as error:
-        log.error("conversation %s: could not update its card: %s", conversation_id, error)
+        anchor = None
+        if conversation is not None and conversation.slack_thread_ts:
+            anchor = session.scalars(
+                select(Conversation).where(Conversation.slack_channel == conversation.slack_channel,
+                                           Conversation.slack_ts == conversation.slack_thread_ts)
+            ).first()
+    for card in (conversation, anchor):
+        if card is None or not card.slack_ts:
+            continue
+        try:
+            services.publisher.update(card.slack_channel, card.slack_ts, card_for(services, card))
+        except CardPublishError as error:
+            log.error("conversation %s: could not update its card: %s", card.id, error)

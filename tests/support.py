@@ -11,7 +11,8 @@ from tests.fakes.slack_requests import block_actions_body, post_signed, view_sub
 
 
 def card_buttons(message: dict) -> list[str]:
-    return [e["text"]["text"] for b in message["blocks"] if b["type"] == "actions" for e in b["elements"]]
+    """The labels of the buttons in the card's action row (menus such as Redraft are not buttons)."""
+    return [e["text"]["text"] for b in message["blocks"] if b["type"] == "actions" for e in b["elements"] if e["type"] == "button"]
 
 
 def card_text(message: dict) -> str:

@@ -14,6 +14,8 @@ from bot import decision, outbox
 from bot.cards import (
     REASON_BLOCK,
     REASON_INPUT,
+    REDRAFT_BLOCK,
+    REDRAFT_INPUT,
     REPLY_BLOCK,
     REPLY_INPUT,
     ActionId,
@@ -22,11 +24,14 @@ from bot.cards import (
     dismiss_modal,
     edit_modal,
     parse_button_value,
+    parse_redraft_value,
     parse_snooze_value,
+    redraft_modal,
 )
 from bot.commands import handle_command
 from bot.jobs import nudges
 from bot.models import OPEN_ON_SLACK, Conversation, DismissReason
+from bot.redraft import Direction, RedraftResult, redraft
 from bot.review import refresh_card, reply_rules
 from bot.services import Services
 from bot.slack.approvers import Approvers
@@ -47,6 +52,8 @@ def register(app: App, services: Services, approvers: Approvers) -> None:
     app.view(ModalId.DISMISS.value)(handlers.submit_dismiss)
     app.action(ActionId.CLAIM.value)(handlers.claim)
     app.action(ActionId.SNOOZE.value)(handlers.snooze)
+    app.action(ActionId.REDRAFT.value)(handlers.redraft)
+    app.view(ModalId.REDRAFT.value)(handlers.submit_redraft)
     app.command("/conversant")(handlers.command)
     app.event("app_home_opened")(handlers.home_opened)
 
@@ -105,7 +112,44 @@ class Handlers:
         elif chosen:
             self._settle(click, nudges.snooze(self.services, click.conversation_id, click.user, chosen[1]))
 
+    def redraft(self, ack: Ack, body: dict, client) -> None:
+        ack()
+        click = self._click(body)
+        chosen = click and parse_redraft_value(click.value)
+        try:
+            direction = Direction(chosen[1]) if chosen else None
+        except ValueError:
+            direction = None
+        if click and direction is None:
+            self._tell(click.channel, click.user, "That redraft choice is not valid any more; pick it again from the card.")
+        elif direction is Direction.CUSTOM:
+            conversation = self._open_conversation(click)
+            if conversation:
+                self._open_modal(client, body, click, redraft_modal(conversation))
+        elif direction:
+            self._redrafted(click, redraft(self.services, click.conversation_id, click.user, direction))
+
     # -- modals --------------------------------------------------------------
+
+    def submit_redraft(self, ack: Ack, body: dict, view: dict) -> None:
+        user = body["user"]["id"]
+        conversation_id = parse_button_value(view.get("private_metadata"))
+        instruction = (_input(view, REDRAFT_BLOCK, REDRAFT_INPUT).get("value") or "").strip()
+        if conversation_id is None or not self.approvers.allows(user):
+            ack(response_action="errors", errors={REDRAFT_BLOCK: NOT_ALLOWED if conversation_id else "This form is no longer valid."})
+            return
+        if not instruction:
+            ack(response_action="errors", errors={REDRAFT_BLOCK: "Say how the draft should change."})
+            return
+        ack()  # the model may take seconds: answer Slack first
+        conversation = self._load(conversation_id)
+        click = Click(user, conversation_id, _card_channel(conversation), None)
+        self._redrafted(click, redraft(self.services, conversation_id, user, Direction.CUSTOM, instruction))
+
+    def _redrafted(self, click: "Click", result: RedraftResult) -> None:
+        log.info("conversation %s: redraft by %s: %s", click.conversation_id, click.user, "done" if result.done else result.message)
+        if not result.done:
+            self._tell(click.channel, click.user, result.message)
 
     def submit_edit(self, ack: Ack, body: dict, view: dict) -> None:
         user = body["user"]["id"]

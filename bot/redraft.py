@@ -1,0 +1,91 @@
+"""Redraft: ask the model for a new draft in a given direction; it replaces the old one in place."""
+from __future__ import annotations
+
+import enum
+import logging
+from dataclasses import dataclass
+
+from bot import policy
+from bot.context import gather as gather_context
+from bot.draft import build_messages
+from bot.llm import DraftUnavailable
+from bot.models import Conversation, State, audit, transition
+from bot.review import refresh_card, reply_rules
+from bot.services import Services
+
+log = logging.getLogger(__name__)
+
+
+class Direction(str, enum.Enum):
+    SHORTER = "shorter"
+    WARMER = "warmer"
+    FORMAL = "formal"
+    DIRECT = "direct"
+    QUESTION = "question"
+    CUSTOM = "custom"  # a person types the instruction
+
+    @property
+    def label(self) -> str:
+        return LABELS[self]
+
+
+LABELS = {
+    Direction.SHORTER: "Shorter",
+    Direction.WARMER: "Warmer",
+    Direction.FORMAL: "More formal",
+    Direction.DIRECT: "Answer directly",
+    Direction.QUESTION: "Ask them a question",
+    Direction.CUSTOM: "Something else…",
+}
+
+INSTRUCTIONS = {
+    Direction.SHORTER: "Make it shorter: one sentence if you can, keeping what matters.",
+    Direction.WARMER: "Make it warmer and more personal, still sincere and never gushing.",
+    Direction.FORMAL: "Make it more formal and polished, still human.",
+    Direction.DIRECT: "Answer their point directly first; drop anything that delays the answer.",
+    Direction.QUESTION: "End with one short, genuine question that moves the conversation on.",
+}
+
+CUSTOM_LIMIT = 300
+
+
+@dataclass(frozen=True)
+class RedraftResult:
+    done: bool
+    message: str = ""
+
+
+def redraft(services: Services, conversation_id: int, user: str, direction: Direction, custom: str = "") -> RedraftResult:
+    with services.db.session() as session:
+        conversation = session.get(Conversation, conversation_id)
+        context = gather_context(session, conversation) if conversation else None
+    if conversation is None or conversation.state != State.CARDED.value:
+        return RedraftResult(False, "This conversation is no longer waiting for a reply, so there is nothing to redraft.")
+    if services.drafter is None:
+        return RedraftResult(False, "No model is configured, so Conversant can't redraft; use Edit to write the reply.")
+    instruction = custom.strip()[:CUSTOM_LIMIT] if direction is Direction.CUSTOM else INSTRUCTIONS[direction]
+    if not instruction:
+        return RedraftResult(False, "Say how the draft should change.")
+    rules = reply_rules(services, conversation)
+    messages = build_messages(services.prompts, conversation, platform_label=rules.platform_label, limit=rules.limit, context=context)
+    current = conversation.draft_text or "(there is no draft yet)"
+    # From the team, so trusted: it goes in a system message, after the untrusted mention.
+    messages.append({"role": "system", "content": f"The current draft is:\n{current}\n\nWrite a new draft. {instruction}"})
+    try:
+        triage = services.drafter.triage(messages)
+    except DraftUnavailable as error:
+        log.warning("conversation %s: redraft failed: %s", conversation_id, error)
+        return RedraftResult(False, f"Couldn't redraft: {error}. The current draft is unchanged.")
+    if not triage.reply.strip():
+        return RedraftResult(False, "The model gave an empty draft; the current draft is unchanged.")
+    platform = services.platforms.get(conversation.platform)
+    text = platform.compose_reply(conversation.thread_ref, triage.reply.strip()) if platform else triage.reply.strip()
+    with services.db.session() as session:
+        won = transition(session, conversation_id, State.CARDED, State.CARDED, draft_text=text, draft_error=None,
+                         policy_problems=policy.check(text, rules))
+        if won:
+            audit(session, conversation_id, user, "redrafted", f"{direction.value}: {instruction}")
+    if not won:
+        return RedraftResult(False, "Someone decided on this conversation meanwhile; the draft was not replaced.")
+    refresh_card(services, conversation_id)
+    return RedraftResult(True)
