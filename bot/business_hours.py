@@ -6,7 +6,7 @@ of ``None`` means always open.
 """
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from bot.config import BusinessHours
@@ -15,7 +15,7 @@ from bot.config import BusinessHours
 def local_moment(day: date, at: time, tz: ZoneInfo) -> datetime:
     """``at`` o'clock on ``day`` in ``tz``, as UTC. A time skipped by a DST change maps to the
     instant the clock jumped past it (02:30 on a spring-forward night is 03:30 summer time)."""
-    return datetime.combine(day, at, tzinfo=tz).astimezone(timezone.utc)
+    return datetime.combine(day, at, tzinfo=tz).astimezone(UTC)
 
 
 def is_open(moment: datetime, hours: BusinessHours | None, tz: ZoneInfo) -> bool:

@@ -12,7 +12,15 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 
 from bot.cards import slack_time
-from bot.models import Conversation, PlatformStatus, State, clear_pause, get_pause, set_pause, utcnow
+from bot.models import (
+    Conversation,
+    PlatformStatus,
+    State,
+    clear_pause,
+    get_pause,
+    set_pause,
+    utcnow,
+)
 from bot.services import Services
 from bot.slack.publish import CardPublishError
 

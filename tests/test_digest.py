@@ -7,7 +7,7 @@ import json
 import os
 import subprocess
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from PIL import Image
@@ -17,7 +17,7 @@ from bot.models import Conversation, State, set_pause
 from tests.conftest import SIGNING_SECRET, eventually
 from tests.fakes.slack_requests import post_signed, slash_command_body
 
-END = datetime(2026, 11, 24, 9, 0, tzinfo=timezone.utc)  # a Tuesday
+END = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)  # a Tuesday
 H = timedelta(hours=1)
 M = timedelta(minutes=1)
 _ids = itertools.count(1)
@@ -203,10 +203,10 @@ def test_percentiles_are_nearest_rank():
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # the same code as send_digest, on one database
 def test_digest_now_from_the_command_line(env, tmp_path, services, slack):
-    add(services, posted=datetime.now(timezone.utc) - 2 * H, state=State.CARDED)
+    add(services, posted=datetime.now(UTC) - 2 * H, state=State.CARDED)
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "DATABASE_URL"))}
     result = subprocess.run([sys.executable, "-m", "bot", "digest", "--now"], env={**clean, **env, "SLACK_DIGEST_CHANNEL": "C_DIGEST"},
-                            cwd=tmp_path, capture_output=True, text=True, timeout=60)
+                            cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "conversant: digest posted to C_DIGEST with its chart: 1 missed"
     assert slack.last("chat.postMessage")["channel"] == "C_DIGEST" and len(slack.uploads) == 1

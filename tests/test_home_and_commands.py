@@ -133,3 +133,23 @@ def test_home_for_a_missing_views_publish_scope_is_logged_not_crashed(services, 
     assert post_signed(f"{web}/slack/events", event_body(event), SIGNING_SECRET, content_type="application/json")[0] == 200
     eventually(lambda: "could not publish the Home tab for U_ALICE: missing_scope" in caplog.text)
     assert open_home(web, slack)  # and the next opening works
+
+
+def test_poll_and_nudge_from_the_command_line_say_they_are_paused(env, services, slack, bluesky, monkeypatch, tmp_path, capsys):
+    from bot.cli import main
+    from bot.models import set_pause, utcnow
+
+    for name, value in {**env, "SLACK_ONCALL": "U_ONE"}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.chdir(tmp_path)
+    with services.db.session() as session:
+        set_pause(session, "U_LEAD", utcnow())
+    bluesky.post("alice.test", "@brand.test hello?")
+
+    assert main(["poll", "--once"]) == 0
+    assert main(["nudge", "--once"]) == 0
+
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("conversant: paused by U_LEAD since ") and out[0].endswith("; nothing polled")
+    assert out[1] == "conversant: nudge pass done: paused: no nudges (`/conversant resume` starts them again)"
+    assert slack.calls_to("chat.postMessage") == []

@@ -10,7 +10,7 @@ import os
 import re
 import subprocess
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, urlencode
 from zoneinfo import ZoneInfo
 
@@ -40,7 +40,7 @@ def top_level_posts(slack, channel: str) -> list[dict]:
 
 def cards_for(services, bluesky, model, authors: list[str]) -> list[Conversation]:
     """One mention per author, oldest first, each carded."""
-    start = datetime.now(timezone.utc) - timedelta(minutes=5)
+    start = datetime.now(UTC) - timedelta(minutes=5)
     for i, author in enumerate(authors):
         if author not in ("alice.test", "bob.test"):
             bluesky.add_account(author)

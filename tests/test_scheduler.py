@@ -8,7 +8,7 @@ import os
 import subprocess
 import sys
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -23,7 +23,6 @@ from bot.models import AppState
 from bot.slack.publish import CardPublishError
 from tests.conftest import eventually
 
-UTC = timezone.utc
 BERLIN = ZoneInfo("Europe/Berlin")
 
 

@@ -5,7 +5,7 @@ so tests can walk through time zones and daylight-saving changes without sleepin
 """
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 
@@ -16,7 +16,7 @@ class Clock(Protocol):
 
 class SystemClock:
     def now(self) -> datetime:
-        return datetime.now(timezone.utc)
+        return datetime.now(UTC)
 
 
 class ManualClock:
@@ -25,13 +25,13 @@ class ManualClock:
     def __init__(self, start: datetime) -> None:
         if start.tzinfo is None:
             raise ValueError("ManualClock needs an aware datetime")
-        self._now = start.astimezone(timezone.utc)
+        self._now = start.astimezone(UTC)
 
     def now(self) -> datetime:
         return self._now
 
     def set(self, moment: datetime) -> None:
-        self._now = moment.astimezone(timezone.utc)
+        self._now = moment.astimezone(UTC)
 
     def advance(self, **delta: float) -> datetime:
         self._now += timedelta(**delta)

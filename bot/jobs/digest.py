@@ -19,6 +19,7 @@ import io
 import logging
 import math
 import time
+from bisect import bisect_left
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -149,8 +150,8 @@ def load_rows(services: Services, start: datetime, end: datetime) -> list[Row]:
         return [Row(*values) for values in result]
 
 
-def figures_for(services: Services, rows: list[Row], start: datetime, end: datetime) -> Figures:
-    """The figures of the conversations posted in [start, end), from their current outcome."""
+def figures_for(services: Services, rows: list[Row], start: datetime, end: datetime, *, times: bool = True) -> Figures:
+    """The figures of the conversations posted in [start, end), from their current outcome (``times``: with reply times)."""
     settings = services.settings
     sla = timedelta(minutes=settings.review_sla_minutes)
     figures = Figures(start=start, end=end)
@@ -163,7 +164,7 @@ def figures_for(services: Services, rows: list[Row], start: datetime, end: datet
         state = row.state
         if state == State.REPLIED.value:
             figures.replied += 1
-            if row.replied_at:
+            if row.replied_at and times:
                 wall = (row.replied_at - row.posted_at).total_seconds()
                 open_time = business_hours.open_seconds(row.posted_at, row.replied_at, settings.business_hours, settings.digest_timezone)
                 waits[row.platform].append((wall, open_time))
@@ -241,9 +242,14 @@ def build_digest(services: Services, *, end: datetime) -> Digest:
     """Everything the digest shows, for the 24 hours before ``end``."""
     tz = services.settings.digest_timezone
     start = end - DAY
-    rows = load_rows(services, end - TREND_DAYS * DAY, end)
-    figures = figures_for(services, rows, start, end)
-    previous = figures_for(services, rows, start - COMPARE_DAYS * DAY, start)
+    rows = sorted(load_rows(services, end - TREND_DAYS * DAY, end), key=lambda row: row.posted_at)
+    posted = [row.posted_at for row in rows]
+
+    def between(first: datetime, last: datetime) -> list[Row]:
+        return rows[bisect_left(posted, first):bisect_left(posted, last)]
+
+    figures = figures_for(services, between(start, end), start, end)
+    previous = figures_for(services, between(start - COMPARE_DAYS * DAY, start), start - COMPARE_DAYS * DAY, start)
     hours = [start + timedelta(hours=i) for i in range(25)]
     received = [0] * 24
     answered = [0] * 24
@@ -255,7 +261,7 @@ def build_digest(services: Services, *, end: datetime) -> Digest:
     trend = []
     for days_back in range(TREND_DAYS - 1, -1, -1):
         day_end = end - days_back * DAY
-        day = figures_for(services, rows, day_end - DAY, day_end)
+        day = figures_for(services, between(day_end - DAY, day_end), day_end - DAY, day_end, times=False)
         trend.append(((day_end - timedelta(seconds=1)).astimezone(tz).strftime("%d %b"), day.response_rate))
     with services.db.session() as session:
         paused = get_pause(session)

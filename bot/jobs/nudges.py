@@ -29,7 +29,15 @@ from sqlalchemy import or_, select, update
 from bot import business_hours
 from bot.cards import SnoozeFor, escape
 from bot.decision import Decision, Outcome, already_handled
-from bot.models import OPEN_ON_SLACK, Conversation, State, audit, get_pause, transition, utcnow
+from bot.models import (
+    OPEN_ON_SLACK,
+    Conversation,
+    State,
+    audit,
+    get_pause,
+    transition,
+    utcnow,
+)
 from bot.platforms.base import MentionGone, PlatformError
 from bot.review import refresh_card
 from bot.services import Services
@@ -206,7 +214,7 @@ def _post_nudges(services: Services, cards: list[Conversation], now: datetime, r
             report.messages += 1
         else:
             for c in cards:
-                services.publisher.post({"text": nudge_text(c, now, settings)}, channel=c.slack_channel, thread_ts=c.slack_ts)
+                services.publisher.post({"text": nudge_text(c, now, settings)}, channel=c.slack_channel, thread_ts=_thread_of(c))
                 report.messages += 1
                 report.nudged.append(c.id)
             return
@@ -215,6 +223,11 @@ def _post_nudges(services: Services, cards: list[Conversation], now: datetime, r
         _undo(services, [c for c in cards if c.id not in report.nudged], "last_nudged_at", now)
         return
     report.nudged.extend(c.id for c in cards)
+
+
+def _thread_of(c: Conversation) -> str:
+    """The Slack thread a card lives in: its own, or the first card's when it is a later turn."""
+    return getattr(c, "slack_thread_ts", None) or c.slack_ts
 
 
 def _post_escalations(services: Services, cards: list[Conversation], now: datetime, report: NudgeReport) -> None:

@@ -91,7 +91,7 @@ def guarded(job: Job, services: Services, leadership: Leadership, clock: Clock, 
         standing_by = False
         try:
             job.run(services, clock)
-        except Exception:  # noqa: BLE001 - one failed run must not stop the scheduler
+        except Exception:  # one failed run must not stop the scheduler
             log.exception("job %s failed; it runs again at its next time", job.name)
         return True
 
