@@ -21,6 +21,7 @@ from bot.services import Services
 log = logging.getLogger(__name__)
 
 QUEUE_SHOWN = 20  # Home shows at most this many waiting cards, then "and N more"
+PERMALINKS_KEPT = 5000  # a process remembers this many card permalinks, then starts again
 
 _permalinks: dict[tuple[str, str, str], str] = {}
 _permalinks_lock = threading.Lock()
@@ -41,6 +42,8 @@ def permalink(services: Services, channel: str | None, ts: str | None) -> str | 
         log.warning("no permalink for %s/%s: %s", channel, ts, slack_error_code(error))
         return None
     with _permalinks_lock:
+        if len(_permalinks) >= PERMALINKS_KEPT:
+            _permalinks.clear()
         _permalinks[key] = link
     return link
 
