@@ -43,9 +43,11 @@ class Leadership:
             return False
 
     def release(self) -> None:
+        """Give the lock up now. The connection is invalidated, not pooled: a pooled
+        connection would keep holding the session-level lock."""
         if self._connection is not None:
             try:
-                self._connection.close()
+                self._connection.invalidate()
             except Exception:  # noqa: BLE001 - already broken
                 pass
             self._connection = None
