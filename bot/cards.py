@@ -22,6 +22,9 @@ class ActionId(str, enum.Enum):
     CLAIM = "conversant_claim"
     SNOOZE = "conversant_snooze"
     REDRAFT = "conversant_redraft"
+    APPROVE_ALL = "conversant_burst_approve_all"
+    OPEN_EACH = "conversant_burst_open_each"
+    DISMISS_ALL = "conversant_burst_dismiss_all"
 
 
 class SnoozeFor(str, enum.Enum):
@@ -336,6 +339,53 @@ def dismiss_modal(c: Conversation) -> dict:
             },
         ],
     }
+
+
+def burst_value(burst_id: int) -> str:
+    return json.dumps({"burst": burst_id})
+
+
+def parse_burst_value(value: str | None) -> int | None:
+    try:
+        burst_id = json.loads(value or "").get("burst")
+    except (ValueError, AttributeError):
+        return None
+    return burst_id if isinstance(burst_id, int) and burst_id > 0 else None
+
+
+EXAMPLES_ON_BURST_CARD = 3
+
+
+def burst_card(burst_id: int, members: list[Conversation], *, ready: int, opened: bool) -> dict:
+    """One card for many similar mentions: a few examples, the counts, and bulk actions."""
+    waiting = [m for m in members if m.state in (State.CARDED.value, State.POST_FAILED.value)]
+    counts = {}
+    for m in members:
+        word = STATE_WORDS.get(m.state, m.state)
+        counts[word] = counts.get(word, 0) + 1
+    blocks = [
+        _section(f":rotating_light: *{len(members)} similar mentions* since {slack_time(members[0].posted_at, '{time}')}"),
+    ]
+    for m in members[:EXAMPLES_ON_BURST_CARD]:
+        blocks.append(_context(f"*@{escape(m.author_handle)}* <{m.url}|on {m.platform}>:\n{quote(m.text)}"))
+    if len(members) > EXAMPLES_ON_BURST_CARD:
+        blocks.append(_context(f"…and {len(members) - EXAMPLES_ON_BURST_CARD} more."))
+    sample = next((m for m in members if m.draft_text), None)
+    if sample:
+        blocks.append(_section(f"*Each gets a reply written for them*, for example to @{escape(sample.author_handle)}:\n{quote(sample.draft_text)}"))
+    blocks.append(_context(" · ".join(f"{n} {word}" for word, n in counts.items())))
+    if opened:
+        blocks.append(_context(":thread: Opened one by one in this thread."))
+    if waiting:
+        value = burst_value(burst_id)
+        elements = []
+        if ready:
+            elements.append(_button(f"Approve all ({ready})", ActionId.APPROVE_ALL, value, style="primary"))
+        if not opened:
+            elements.append(_button("Open one by one", ActionId.OPEN_EACH, value))
+        elements.append(_button("Dismiss all", ActionId.DISMISS_ALL, value, style="danger"))
+        blocks.append({"type": "actions", "block_id": f"burst_{burst_id}", "elements": elements})
+    return {"text": f"{len(members)} similar mentions: {members[0].text[:120]}", "blocks": blocks}
 
 
 def redraft_modal(c: Conversation) -> dict:

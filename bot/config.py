@@ -37,6 +37,7 @@ class Settings:
     slack_api_url: str = "https://slack.com/api/"
     slack_review_channel: str | None = None
     slack_digest_channel: str | None = None
+    slack_messages_per_second: float = 1.0  # Slack's chat.postMessage limit: about 1 per second per channel
     slack_approvers: tuple[str, ...] = ()
     slack_oncall: tuple[str, ...] = ()
     openai_api_key: str | None = None
@@ -45,6 +46,7 @@ class Settings:
     openai_embedding_model: str | None = None
     openai_timeout_seconds: float = 30.0
     openai_concurrency: int = 4
+    openai_max_retries: int = 2  # the OpenAI SDK's own default: 408/409/429/5xx, backing off as the server says
     brand_name: str | None = None
     brand_keywords: tuple[str, ...] = ()
     brand_allowed_domains: tuple[str, ...] = ()
@@ -115,6 +117,7 @@ def load_settings(environ: dict[str, str] | None = None, dotenv_path: str | Path
         slack_api_url=_url(env, "SLACK_API_URL", Settings.slack_api_url, trailing_slash=True),
         slack_review_channel=_channel(env, "SLACK_REVIEW_CHANNEL"),
         slack_digest_channel=_channel(env, "SLACK_DIGEST_CHANNEL"),
+        slack_messages_per_second=_number(env, "SLACK_MESSAGES_PER_SECOND", 1.0, minimum=0.01),
         slack_approvers=_slack_ids(env, "SLACK_APPROVERS"),
         slack_oncall=_slack_ids(env, "SLACK_ONCALL"),
         openai_api_key=get("OPENAI_API_KEY"),
@@ -123,6 +126,7 @@ def load_settings(environ: dict[str, str] | None = None, dotenv_path: str | Path
         openai_embedding_model=get("OPENAI_EMBEDDING_MODEL"),
         openai_timeout_seconds=_number(env, "OPENAI_TIMEOUT_SECONDS", 30.0, minimum=0.1),
         openai_concurrency=int(_number(env, "OPENAI_CONCURRENCY", 4, minimum=1, integer=True)),
+        openai_max_retries=int(_number(env, "OPENAI_MAX_RETRIES", 2, minimum=0, integer=True)),
         brand_name=get("BRAND_NAME"),
         brand_keywords=_list(env, "BRAND_KEYWORDS"),
         brand_allowed_domains=tuple(d.lower().removeprefix("www.") for d in _list(env, "BRAND_ALLOWED_DOMAINS")),

@@ -5,7 +5,8 @@ import logging
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import String, any_, bindparam, select
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -48,15 +49,31 @@ def load_cursors(session: Session, platform: str) -> dict[str, dict]:
 
 
 def save_cursors(session: Session, platform: str, cursors: dict[str, dict]) -> None:
-    for feed, value in cursors.items():
-        session.merge(PlatformCursor(platform=platform, feed=feed, value=value, updated_at=utcnow()))
+    """Upsert each feed's cursor: one statement, no read first."""
+    if not cursors:
+        return
+    now = utcnow()
+    statement = _insert(session, PlatformCursor)
+    statement = statement.on_conflict_do_update(
+        index_elements=["platform", "feed"], set_={"value": statement.excluded.value, "updated_at": statement.excluded.updated_at}
+    )
+    session.execute(statement, [{"platform": platform, "feed": feed, "value": value, "updated_at": now} for feed, value in cursors.items()])
 
 
 def insert_mentions(session: Session, mentions: list[Mention]) -> int:
-    """Insert the mentions not stored yet; returns how many were new."""
-    if not mentions:
+    """Insert the mentions not stored yet; returns how many were new.
+
+    Most of a page was stored by an earlier poll (adapters re-read behind their
+    watermark), so the stored ones are looked up first with one query and only
+    the rest are inserted. The insert keeps ON CONFLICT DO NOTHING: another
+    process may store the same mention in between, and the unique constraint
+    decides who did.
+    """
+    fresh = _not_stored(session, mentions)
+    if not fresh:
         return 0
     now = utcnow()
+    new = State.NEW.value
     rows = [
         {
             "platform": m.platform,
@@ -73,13 +90,38 @@ def insert_mentions(session: Session, mentions: list[Mention]) -> int:
             "posted_at": m.created_at,
             "received_at": now,
             "updated_at": now,
-            "state": State.NEW.value,
+            "state": new,
             "policy_problems": [],
             "post_attempts": 0,
         }
-        for m in mentions
+        for m in fresh
     ]
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    statement = insert(Conversation).on_conflict_do_nothing(index_elements=["platform", "external_id"])
+    statement = _insert(session, Conversation).on_conflict_do_nothing(index_elements=["platform", "external_id"])
     result = session.execute(statement.returning(Conversation.id), rows)
     return len(result.all())
+
+
+LOOKUP_CHUNK = 500  # ids per lookup query (SQLite allows 32,766 bound parameters; PostgreSQL gets one array)
+
+
+def _not_stored(session: Session, mentions: list[Mention]) -> list[Mention]:
+    """The mentions whose (platform, external_id) is not in the database, each once."""
+    unique: dict[tuple[str, str], Mention] = {}
+    for mention in mentions:
+        unique.setdefault((mention.platform, mention.external_id), mention)
+    postgres = session.get_bind().dialect.name == "postgresql"
+    stored: set[tuple[str, str]] = set()
+    for platform in {key[0] for key in unique}:
+        ids = [external_id for p, external_id in unique if p == platform]
+        for start in range(0, len(ids), LOOKUP_CHUNK):
+            chunk = ids[start:start + LOOKUP_CHUNK]
+            # One array parameter on PostgreSQL: a short statement the driver parses (and caches) cheaply.
+            matches = Conversation.external_id == any_(bindparam("ids", chunk, type_=ARRAY(String))) if postgres \
+                else Conversation.external_id.in_(chunk)
+            found = session.scalars(select(Conversation.external_id).where(Conversation.platform == platform, matches))
+            stored.update((platform, external_id) for external_id in found)
+    return [mention for key, mention in unique.items() if key not in stored]
+
+
+def _insert(session: Session, table):
+    return (pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert)(table)

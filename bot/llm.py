@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import threading
 from typing import Literal
 
 import openai
@@ -59,8 +60,15 @@ class Drafter:
             api_key=settings.openai_api_key or "not-needed",  # local servers such as Ollama ignore it
             base_url=settings.openai_base_url,
             timeout=settings.openai_timeout_seconds,
-            max_retries=2,
+            max_retries=settings.openai_max_retries,  # the SDK backs off and honours Retry-After
         )
+        # At most OPENAI_CONCURRENCY requests to the model at once from this process, whoever asks
+        # (the pipeline's drafting threads, re-drafts from Slack): the provider's rate limit is per account.
+        self._slots = threading.BoundedSemaphore(settings.openai_concurrency)
+
+    def _create(self, **request):
+        with self._slots:
+            return self.client.chat.completions.create(**request)
 
     def triage(self, messages: list[dict]) -> Triage:
         content = self._complete(messages)
@@ -86,14 +94,14 @@ class Drafter:
         response_format = {"type": "json_schema", "json_schema": {"name": name, "strict": True, "schema": schema}}
         try:
             try:
-                response = self.client.chat.completions.create(
+                response = self._create(
                     model=model, messages=messages, response_format=response_format, temperature=temperature
                 )
             except openai.BadRequestError as error:
                 if "response_format" not in str(error) and "json_schema" not in str(error):
                     raise
                 # Older OpenAI-compatible servers know only JSON mode.
-                response = self.client.chat.completions.create(
+                response = self._create(
                     model=model, messages=messages, response_format={"type": "json_object"}, temperature=temperature
                 )
         except openai.APITimeoutError:

@@ -126,6 +126,7 @@ class Conversation(Base):
     turn: Mapped[int | None] = mapped_column(Integer)  # 1 for the first, None until linked
     first_turn_id: Mapped[int | None] = mapped_column(ForeignKey("conversations.id", ondelete="SET NULL"), index=True)
     draft_stale: Mapped[bool] = mapped_column(default=False)  # a newer turn arrived while this draft waited
+    burst_id: Mapped[int | None] = mapped_column(ForeignKey("bursts.id", ondelete="SET NULL"), index=True)
 
     # the card
     slack_channel: Mapped[str | None] = mapped_column(String(32))
@@ -157,6 +158,19 @@ class Conversation(Base):
 
     def __repr__(self) -> str:
         return f"<Conversation {self.id} {self.platform} {self.state}>"
+
+
+class Burst(Base):
+    """Many similar mentions in a short window, shown on Slack as one card (see bot/bursts.py)."""
+
+    __tablename__ = "bursts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sample_text: Mapped[str] = mapped_column(Text)  # the first mention: what the others are compared with
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    slack_channel: Mapped[str | None] = mapped_column(String(32))
+    slack_ts: Mapped[str | None] = mapped_column(String(32))
+    opened_by: Mapped[str | None] = mapped_column(String(32))  # who asked to see them one by one
 
 
 class AuditEvent(Base):

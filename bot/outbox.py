@@ -23,15 +23,19 @@ log = logging.getLogger(__name__)
 RECONCILE_AFTER = timedelta(minutes=2)  # longer than any post can take before it times out
 
 
-def send(services: Services, conversation_id: int) -> State | None:
-    """Post one approved reply; returns the state it ended in, or None if another process has it."""
+def send(services: Services, conversation_id: int, *, refresh: bool = True) -> State | None:
+    """Post one approved reply; returns the state it ended in, or None if another process has it.
+
+    ``refresh=False`` leaves the card to the caller (Approve all rewrites one burst card once).
+    """
     with services.db.session() as session:
         if not transition(session, conversation_id, State.APPROVED, State.POSTING, posting_since=utcnow(), post_error=None):
             return None
         conversation = session.get(Conversation, conversation_id)
         conversation.post_attempts += 1
     state = _post(services, conversation)
-    refresh_card(services, conversation_id)
+    if refresh:
+        refresh_card(services, conversation_id)
     if state is State.REPLIED:  # kept for later drafts; after the card, so an embedding call never delays it
         examples.record(services, conversation)
     return state

@@ -6,24 +6,38 @@ conditional update, so several processes can run cycles side by side.
 from __future__ import annotations
 
 import logging
-from concurrent.futures import ThreadPoolExecutor
+import time
+from collections import Counter
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from sqlalchemy import case, select
+from sqlalchemy import case, select, update
 
-from bot import examples, outbox, policy
+from bot import backlog, bursts, examples, outbox, policy
+from bot.context import gather as gather_context
 from bot.draft import make_draft
 from bot.ingest import IngestReport, ingest
-from bot.models import Conversation, PlatformStatus, State, audit, get_pause, transition, utcnow
+from bot.models import (
+    Conversation,
+    PlatformStatus,
+    State,
+    audit,
+    get_pause,
+    transition,
+    utcnow,
+)
 from bot.platforms.base import MentionGone, PlatformError, RateLimited
-from bot.review import card_for, reply_rules
+from bot.review import card_for, refresh_card, reply_rules
 from bot.services import Services
 from bot.slack.publish import CardPublishError
 
 log = logging.getLogger(__name__)
 
 BATCH = 100
+# A cycle starts drafts and posts cards for this share of POLL_INTERVAL_SECONDS, and ends by the
+# second: the scheduler's next run is then due, and a run that finds the last one going is skipped.
+CYCLE_SHARE, CYCLE_END = 0.95, 0.98
 STALE_CLAIM = timedelta(minutes=10)  # a process that claimed work this long ago has died
 
 
@@ -53,6 +67,9 @@ class CycleReport:
 
 def poll_once(services: Services) -> CycleReport:
     report = CycleReport()
+    # Ends before the scheduler's next run is due, so a backlog never makes it skip one.
+    started, interval = time.monotonic(), services.settings.poll_interval_seconds
+    until, stop = started + interval * CYCLE_SHARE, started + interval * CYCLE_END
     with services.db.session() as session:
         paused = get_pause(session) is not None
     if paused:  # `/conversant pause`: no polling; replies approved on the cards still go out
@@ -74,9 +91,11 @@ def poll_once(services: Services) -> CycleReport:
         report.ingested.append(result)
         record_platform_status(services, platform.label, platform.name, result.errors[0] if result.errors else None)
     release_stale_claims(services)
-    report.answered_elsewhere = check_answered(services)
-    report.drafted, report.without_draft, report.skipped = draft_new(services)
-    report.carded = post_cards(services)
+    link_turns(services)
+    bursts.form(services)
+    draft_and_card(services, report, until=until, stop=stop)
+    report.carded += bursts.post_cards(services)
+    backlog.report(services)
     report.sent = outbox.send_approved(services)
     report.reconciled = outbox.reconcile(services)
     report.settled_elsewhere = outbox.recheck_open(services)
@@ -144,44 +163,78 @@ def release_stale_claims(services: Services) -> None:
             transition(session, conversation_id, State.CARDED, State.DRAFTED, carding_since=None)
 
 
-def _ids_in(services: Services, *states: State, limit: int = BATCH) -> list[int]:
-    urgency_first = case((Conversation.urgency == "high", 0), (Conversation.urgency == "normal", 1), else_=2)
+def link_turns(services: Services) -> None:
+    """A new mention in a thread we already hold is the next turn of that conversation.
+
+    Drafts of earlier turns still waiting on Slack are then out of date: they
+    cannot be approved as they stand, and the new turn's draft reads the whole thread.
+    """
+    outdated: list[int] = []
     with services.db.session() as session:
-        return list(
-            session.scalars(
-                select(Conversation.id)
-                .where(Conversation.state.in_([s.value for s in states]))
-                .order_by(urgency_first, Conversation.posted_at)
-                .limit(limit)
-            )
-        )
+        unlinked = session.scalars(
+            select(Conversation).where(Conversation.turn.is_(None)).order_by(Conversation.posted_at, Conversation.id)
+        ).all()
+        for conversation in unlinked:
+            earlier = session.scalars(
+                select(Conversation)
+                .where(Conversation.platform == conversation.platform, Conversation.thread_key == conversation.thread_key,
+                       Conversation.turn.is_not(None), Conversation.id != conversation.id)
+                .order_by(Conversation.turn)
+            ).all()
+            if not earlier:
+                conversation.turn = 1
+                continue
+            conversation.turn = earlier[-1].turn + 1
+            conversation.first_turn_id = earlier[0].first_turn_id or earlier[0].id
+            for turn in earlier:
+                if turn.state in (State.CARDED.value, State.DRAFTED.value) and turn.draft_text and not turn.draft_stale:
+                    turn.draft_stale = True
+                    outdated.append(turn.id)
+            session.flush()
+    for conversation_id in outdated:
+        refresh_card(services, conversation_id)
+
+
+def _ids_in(services: Services, *states: State, limit: int = BATCH, solo: bool = False) -> list[int]:
+    """Conversations in ``states``, most urgent and oldest first; ``solo``: not part of a burst."""
+    urgency_first = case((Conversation.urgency == "high", 0), (Conversation.urgency == "normal", 1), else_=2)
+    query = select(Conversation.id).where(Conversation.state.in_([s.value for s in states]))
+    if solo:
+        query = query.where(Conversation.burst_id.is_(None))
+    with services.db.session() as session:
+        return list(session.scalars(query.order_by(urgency_first, Conversation.posted_at).limit(limit)))
 
 
 def check_answered(services: Services) -> int:
     """New mentions the brand already answered natively never become cards."""
-    answered = 0
-    for conversation_id in _ids_in(services, State.NEW):
+    return sum(check_thread(services, cid) is State.ANSWERED_ELSEWHERE for cid in _ids_in(services, State.NEW))
+
+
+def check_thread(services: Services, conversation_id: int, *, from_state: State = State.NEW) -> State | None:
+    """Look at the mention's thread: answered natively (ANSWERED_ELSEWHERE), deleted (SKIPPED),
+    or None when it still needs a draft (also when the platform could not be asked)."""
+    with services.db.session() as session:
+        conversation = session.get(Conversation, conversation_id)
+    platform = services.platforms.get(conversation.platform)
+    if platform is None:
+        return None
+    try:
+        reply = platform.find_brand_reply(conversation.thread_ref)
+    except MentionGone:
         with services.db.session() as session:
-            conversation = session.get(Conversation, conversation_id)
-        platform = services.platforms.get(conversation.platform)
-        if platform is None:
-            continue
-        try:
-            reply = platform.find_brand_reply(conversation.thread_ref)
-        except MentionGone:
-            with services.db.session() as session:
-                transition(session, conversation_id, State.NEW, State.SKIPPED, triage_reason="deleted by the author before it was handled")
-            continue
-        except PlatformError as error:
-            log.warning("conversation %s: could not check the thread (%s); drafting anyway", conversation_id, error)
-            continue
-        with services.db.session() as session:
-            if reply is None:
-                session.get(Conversation, conversation_id).checked_at = utcnow()
-            elif transition(session, conversation_id, State.NEW, State.ANSWERED_ELSEWHERE, reply_id=reply.external_id, reply_url=reply.url):
-                audit(session, conversation_id, "conversant", "answered_elsewhere", reply.url)
-                answered += 1
-    return answered
+            transition(session, conversation_id, from_state, State.SKIPPED, triage_reason="deleted by the author before it was handled")
+        return State.SKIPPED
+    except PlatformError as error:
+        log.warning("conversation %s: could not check the thread (%s); drafting anyway", conversation_id, error)
+        return None
+    with services.db.session() as session:
+        if reply is None:
+            session.get(Conversation, conversation_id).checked_at = utcnow()
+            return None
+        if transition(session, conversation_id, from_state, State.ANSWERED_ELSEWHERE, reply_id=reply.external_id, reply_url=reply.url):
+            audit(session, conversation_id, "conversant", "answered_elsewhere", reply.url)
+            return State.ANSWERED_ELSEWHERE
+    return None
 
 
 def draft_new(services: Services) -> tuple[int, int, int]:
@@ -201,12 +254,103 @@ def draft_new(services: Services) -> tuple[int, int, int]:
     return outcomes.count(State.DRAFTED), outcomes.count(State.DRAFT_FAILED), outcomes.count(State.SKIPPED)
 
 
+def draft_and_card(services: Services, report: CycleReport, *, until: float, stop: float | None = None) -> None:
+    """Check, draft and card the waiting mentions, with the model and Slack working side by side.
+
+    Up to ``OPENAI_CONCURRENCY`` conversations are with the model at once, each
+    first looked up on its platform in case the brand already answered there.
+    Meanwhile this thread posts the most urgent conversation that is ready,
+    paced at Slack's per-channel rate by the publisher. New drafts are started
+    and cards posted until ``until`` (``time.monotonic()``); drafts under way
+    are then waited for until ``stop``, and any still with the model finish on
+    their own threads after the cycle (the Drafter keeps the model's
+    concurrency). What is ready but not carded is carded next cycle, most
+    urgent first (``backlog`` reports it while it is more than Slack takes in
+    a minute).
+    """
+    concurrency = services.settings.openai_concurrency
+    outcomes: Counter = Counter()
+    under_way: set[Future] = set()
+    slack_refused = no_more_new = False
+    # Twice as many threads as model slots (the Drafter holds OPENAI_CONCURRENCY): while some wait
+    # for the model, the others look up threads and write to the database, so the model is never idle.
+    pool = ThreadPoolExecutor(max_workers=2 * concurrency, thread_name_prefix="draft")
+    try:
+        while True:
+            open_ = time.monotonic() < until
+            if open_ and not no_more_new and len(under_way) < 3 * concurrency:  # a few queued keep every thread busy
+                claimed = claim_new(services, 3 * concurrency - len(under_way))
+                no_more_new = not claimed
+                under_way |= {pool.submit(_prepare_one, services, cid) for cid in claimed}
+            carded = None
+            if open_ and not slack_refused:
+                carded = post_next_card(services)
+                slack_refused = carded is None
+                report.carded += bool(carded)
+            finished = {f for f in under_way if f.done()}
+            under_way -= finished
+            outcomes.update(f.result() for f in finished)
+            if carded:
+                continue
+            if under_way and (open_ or stop is None or time.monotonic() < stop):
+                deadline = until if open_ else stop
+                wait(under_way, timeout=None if deadline is None else max(0.0, deadline - time.monotonic()), return_when=FIRST_COMPLETED)
+            elif under_way:
+                log.info("%d drafts still with the model as the cycle ends; they finish on their own", len(under_way))
+                break
+            elif not open_ or no_more_new:
+                break
+    finally:
+        pool.shutdown(wait=False)
+    report.answered_elsewhere += outcomes[State.ANSWERED_ELSEWHERE]
+    report.drafted += outcomes[State.DRAFTED]
+    report.without_draft += outcomes[State.DRAFT_FAILED]
+    report.skipped += outcomes[State.SKIPPED]
+
+
+def claim_new(services: Services, limit: int) -> list[int]:
+    """Take up to ``limit`` new mentions for drafting (new → drafting), oldest first; one statement."""
+    ids = _ids_in(services, State.NEW, limit=limit)
+    if not ids:
+        return []
+    with services.db.session() as session:
+        won = set(session.scalars(
+            update(Conversation)
+            .where(Conversation.id.in_(ids), Conversation.state == State.NEW.value)
+            .values(state=State.DRAFTING.value, updated_at=utcnow())
+            .returning(Conversation.id)
+            .execution_options(synchronize_session=False)
+        ))
+    return [cid for cid in ids if cid in won]
+
+
+def _prepare_one(services: Services, conversation_id: int) -> State | None:
+    """On a drafting thread: the thread check, then the draft. Never raises (the cycle goes on)."""
+    try:
+        settled = check_thread(services, conversation_id, from_state=State.DRAFTING)
+        return settled or _draft_one(services, conversation_id)
+    except Exception:  # noqa: BLE001 - one broken conversation must not stop the others; it is released later
+        log.exception("conversation %s: drafting failed; it is tried again after %s", conversation_id, STALE_CLAIM)
+        return None
+
+
+def post_next_card(services: Services) -> bool | None:
+    """Card the most urgent ready conversation: True when one was carded, False when none is
+    ready, None when Slack refused."""
+    for conversation_id in _ids_in(services, State.DRAFTED, State.DRAFT_FAILED, limit=3, solo=True):
+        outcome = post_card(services, conversation_id)
+        if outcome is not False:
+            return outcome
+    return False
+
+
 def _draft_one(services: Services, conversation_id: int) -> State:
     with services.db.session() as session:
         conversation = session.get(Conversation, conversation_id)
+        context = gather_context(session, conversation)
     rules = reply_rules(services, conversation)
     outcome = make_draft(services.drafter, services.prompts, conversation, platform_label=rules.platform_label, limit=rules.limit,
-                         examples=examples.similar(services, conversation.text, conversation.platform))
+                         examples=examples.similar(services, conversation.text, conversation.platform), context=context)
     triage = outcome.triage
     if triage is None:
         values = {"draft_error": outcome.error}
@@ -240,22 +384,52 @@ def _draft_one(services: Services, conversation_id: int) -> State:
 def post_cards(services: Services) -> int:
     """One card per drafted conversation, most urgent first."""
     posted = 0
-    for conversation_id in _ids_in(services, State.DRAFTED, State.DRAFT_FAILED):
-        with services.db.session() as session:
-            if not transition(session, conversation_id, (State.DRAFTED, State.DRAFT_FAILED), State.CARDED, carding_since=utcnow()):
-                continue
-            conversation = session.get(Conversation, conversation_id)
-        try:
-            channel, ts = services.publisher.post(card_for(services, conversation))
-        except CardPublishError as error:
-            log.error("conversation %s: card not posted: %s", conversation_id, error)
-            with services.db.session() as session:
-                previous = State.DRAFTED if conversation.draft_text else State.DRAFT_FAILED
-                transition(session, conversation_id, State.CARDED, previous, carding_since=None)
+    for conversation_id in _ids_in(services, State.DRAFTED, State.DRAFT_FAILED, solo=True):
+        outcome = post_card(services, conversation_id)
+        if outcome is None:
             break  # Slack is refusing; the rest wait for the next cycle
-        with services.db.session() as session:
-            stored = session.get(Conversation, conversation_id)
-            stored.slack_channel, stored.slack_ts = channel, ts
-            audit(session, conversation_id, "conversant", "carded", f"{channel}/{ts}")
-        posted += 1
+        posted += outcome
     return posted
+
+
+def post_card(services: Services, conversation_id: int) -> bool | None:
+    """Post one conversation's card: True when posted, False when another process has it,
+    None when Slack refused (the conversation is ready again for a later try)."""
+    with services.db.session() as session:
+        if not transition(session, conversation_id, (State.DRAFTED, State.DRAFT_FAILED), State.CARDED, carding_since=utcnow()):
+            return False
+        conversation = session.get(Conversation, conversation_id)
+    anchor = _thread_card(services, conversation)
+    try:
+        if anchor:
+            channel, ts = services.publisher.post(card_for(services, conversation), channel=anchor.slack_channel, thread_ts=anchor.slack_ts)
+        else:
+            channel, ts = services.publisher.post(card_for(services, conversation))
+    except CardPublishError as error:
+        log.error("conversation %s: card not posted: %s", conversation_id, error)
+        with services.db.session() as session:
+            previous = State.DRAFTED if conversation.draft_text else State.DRAFT_FAILED
+            transition(session, conversation_id, State.CARDED, previous, carding_since=None)
+        return None
+    with services.db.session() as session:
+        stored = session.get(Conversation, conversation_id)
+        stored.slack_channel, stored.slack_ts = channel, ts
+        stored.slack_thread_ts = anchor.slack_ts if anchor else None
+        audit(session, conversation_id, "conversant", "carded", f"{channel}/{ts}")
+    if anchor:
+        refresh_card(services, anchor.id)  # its header counts the turns
+    return True
+
+
+def _thread_card(services: Services, conversation: Conversation) -> Conversation | None:
+    """The top-level card of the conversation this turn belongs to, if one was posted."""
+    if not conversation.first_turn_id:
+        return None
+    with services.db.session() as session:
+        return session.scalars(
+            select(Conversation)
+            .where(Conversation.platform == conversation.platform, Conversation.thread_key == conversation.thread_key,
+                   Conversation.slack_ts.is_not(None), Conversation.slack_thread_ts.is_(None), Conversation.id != conversation.id)
+            .order_by(Conversation.turn)
+            .limit(1)
+        ).first()

@@ -5,8 +5,8 @@ import logging
 
 from sqlalchemy import select
 
-from bot.cards import CardFacts, ThreadSummary, review_card
-from bot.models import Conversation
+from bot.cards import CardFacts, ThreadSummary, burst_card, review_card
+from bot.models import Burst, Conversation
 from bot.platforms.bluesky import grapheme_count
 from bot.policy import ReplyRules
 from bot.services import Services
@@ -53,16 +53,46 @@ def _thread_summary(services: Services, conversation: Conversation) -> ThreadSum
     return ThreadSummary(turns=len(turns), latest_state=turns[-1].state)
 
 
+def burst_card_for(services: Services, burst_id: int) -> dict | None:
+    from bot import bursts  # bursts decide on cards; cards are rendered here
+
+    with services.db.session() as session:
+        burst = session.get(Burst, burst_id)
+        members = bursts.members(session, burst_id)
+    if burst is None or not members:
+        return None
+    return burst_card(burst_id, members, ready=sum(bursts.ready(m) for m in members), opened=bool(burst.opened_by))
+
+
+def refresh_burst(services: Services, burst_id: int) -> None:
+    with services.db.session() as session:
+        burst = session.get(Burst, burst_id)
+    card = burst_card_for(services, burst_id) if burst and burst.slack_ts else None
+    if card:
+        try:
+            services.publisher.update(burst.slack_channel, burst.slack_ts, card)
+        except CardPublishError as error:
+            log.error("burst %s: could not update its card: %s", burst_id, error)
+
+
 def refresh_card(services: Services, conversation_id: int) -> None:
     """Rewrite the card in place from the conversation's current state, and its thread's first card."""
     with services.db.session() as session:
         conversation = session.get(Conversation, conversation_id)
+    if conversation is not None and conversation.burst_id:
+        refresh_burst(services, conversation.burst_id)
+        if conversation.slack_thread_ts is None:
+            return  # shown only inside the burst card
+    with services.db.session() as session:
         anchor = None
         if conversation is not None and conversation.slack_thread_ts:
             anchor = session.scalars(
                 select(Conversation).where(Conversation.slack_channel == conversation.slack_channel,
                                            Conversation.slack_ts == conversation.slack_thread_ts)
             ).first()
+    if anchor is not None and anchor.burst_id and anchor.slack_thread_ts is None:
+        refresh_burst(services, anchor.burst_id)  # the thread hangs under a burst card
+        anchor = None
     for card in (conversation, anchor):
         if card is None or not card.slack_ts:
             continue

@@ -32,13 +32,14 @@ class Services:
 
 
 def build_services(settings: Settings, *, publisher: Publisher | None = None, platforms: dict | None = None) -> Services:
-    from bot.slack.publish import SlackPublisher, make_client
+    from bot.slack.publish import ChannelPacer, SlackPublisher, make_client
 
     client = None
     if publisher is None:
         settings.require("SLACK_BOT_TOKEN", "SLACK_REVIEW_CHANNEL")
-        client = make_client(settings.slack_bot_token, settings.slack_api_url)
-        publisher = SlackPublisher(client, settings.slack_review_channel)
+        pacer = ChannelPacer(settings.slack_messages_per_second)  # one per process: every message to a channel shares it
+        client = make_client(settings.slack_bot_token, settings.slack_api_url, pacer)
+        publisher = SlackPublisher(client, settings.slack_review_channel, pacer)
     return Services(
         settings=settings,
         db=Database(settings.database_url),

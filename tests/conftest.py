@@ -99,6 +99,7 @@ def env(database_url, slack, model, bluesky) -> dict[str, str]:
         "SLACK_SIGNING_SECRET": SIGNING_SECRET,
         "SLACK_API_URL": slack.api_url,
         "SLACK_REVIEW_CHANNEL": "C_REVIEW",
+        "SLACK_MESSAGES_PER_SECOND": "1000",  # no pacing: the fake has no rate limit unless a test sets one
         "OPENAI_API_KEY": "sk-test-key-abcdef",
         "OPENAI_BASE_URL": model.api_url,
         "OPENAI_TIMEOUT_SECONDS": "2",
@@ -159,7 +160,8 @@ def serve_web(services):
     from bot.slack.web import make_wsgi_app
 
     server = make_server("127.0.0.1", 0, make_wsgi_app(services), server_class=_ThreadingWSGIServer, handler_class=_QuietHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    # A short poll interval: shutdown() waits for the next poll, 0.5 s by default.
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}"

@@ -45,8 +45,9 @@ def test_concurrent_clicks_and_slack_retries_post_one_reply(services, web, slack
 
 
 def test_two_processes_polling_at_once_card_and_draft_each_mention_once(env, tmp_path, slack, model, bluesky):
-    for i in range(6):
-        bluesky.post("alice.test" if i % 2 else "bob.test", f"@brand.test question number {i}")
+    topics = ["billing invoice", "dark mode", "export to PDF", "calendar sync", "team seats", "offline maps"]
+    for i, topic in enumerate(topics):  # different subjects: six cards, not one burst
+        bluesky.post("alice.test" if i % 2 else "bob.test", f"@brand.test how does {topic} work?")
     model.reply_with(triage())
 
     processes = [run_cli(env, tmp_path, "poll", "--once") for _ in range(2)]

@@ -112,8 +112,9 @@ def test_update_seen_marks_notifications_read(fake, brand):
     # Never seen: the AppView marks only the newest unread.
     assert [n.is_read for n in notifications(brand)] == [False, True]
 
-    brand.app.bsky.notification.update_seen(
-        models.AppBskyNotificationUpdateSeen.Data(seen_at=brand.get_current_time_iso()))
+    # just after the newest read: isRead means seenAt is strictly later
+    seen = datetime.fromisoformat(notifications(brand)[0].indexed_at.replace("Z", "+00:00")) + timedelta(milliseconds=1)
+    brand.app.bsky.notification.update_seen(models.AppBskyNotificationUpdateSeen.Data(seen_at=seen.isoformat()))
     fake.post("alice.test", "@brand.test three")
 
     assert [n.is_read for n in notifications(brand)] == [False, True, True]

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import time
+import urllib.parse
 import urllib.request
 
 from bot.cards import REASON_BLOCK, REASON_INPUT, REPLY_BLOCK, REPLY_INPUT, ActionId, ModalId
@@ -111,6 +112,13 @@ def test_a_malformed_button_value_is_answered_not_crashed(services, web, slack, 
         assert click(web, ActionId.APPROVE, conv, value=value)[0] == 200
     eventually(lambda: len(slack.calls_to("chat.postEphemeral")) == 3)
     assert load(services).state == State.CARDED.value
+
+
+def test_a_malformed_payload_is_400_when_signed_and_401_when_not(services, web, slack):
+    body = urllib.parse.urlencode({"payload": "{not json"})
+    assert post_signed(f"{web}/slack/events", body, SIGNING_SECRET)[0] == 400
+    assert post_signed(f"{web}/slack/events", body, "forged")[0] == 401
+    assert slack.calls_to("chat.postEphemeral") == [] and slack.calls_to("chat.update") == []
 
 
 def test_a_draft_that_breaks_the_policy_is_flagged_and_cannot_be_approved(services, web, slack, model, bluesky):

@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 REASONS = ("mention", "reply", "quote")
 PAGE_SIZE = 50
 MAX_PAGES = 40  # 2,000 items a poll; older backlog waits for the next poll
+SEEN_AFTER = timedelta(milliseconds=1)  # the AppView counts as read only what is strictly older than seenAt
 OVERLAP = timedelta(minutes=10)  # how far behind the watermark each poll re-reads
 URL_RE = regex.compile(r"https?://[^\s<>\"'）)]+[^\s<>\"'）).,;:!?]")
 HANDLE_RE = regex.compile(r"(?<![\w@])@([a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)+)")
@@ -208,7 +209,7 @@ class BlueskyPlatform:
 
     def _mark_seen(self, newest: datetime) -> None:
         try:
-            self._call("mark notifications seen", lambda c: c.app.bsky.notification.update_seen({"seen_at": iso(newest)}))
+            self._call("mark notifications seen", lambda c: c.app.bsky.notification.update_seen({"seen_at": iso(newest + SEEN_AFTER)}))
         except PlatformError as error:
             log.info("bluesky: updateSeen failed (%s); our own cursor is unaffected", error)
 

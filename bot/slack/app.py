@@ -2,12 +2,15 @@
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 
 from slack_bolt import App
 
 from bot.services import Services
 from bot.slack.approvers import Approvers
 from bot.slack.handlers import register
+
+LISTENER_THREADS = 64  # clicks being handled at once by one process, each acked as soon as it starts
 
 
 def build_app(services: Services, *, socket_mode: bool = False) -> App:
@@ -20,6 +23,10 @@ def build_app(services: Services, *, socket_mode: bool = False) -> App:
         request_verification_enabled=not socket_mode,  # Socket Mode needs no signatures: the socket is authenticated
         token_verification_enabled=False,  # `conversant doctor` checks the token; start-up needs no network call
         process_before_response=False,
+        # Bolt acks a click only once its listener has started on this pool, and the listener then
+        # goes on to the slow part (Slack, the platform). Bolt's default of 5 threads makes the 6th
+        # click of a burst wait for the first ones to finish; Slack gives up after 3 s.
+        listener_executor=ThreadPoolExecutor(max_workers=LISTENER_THREADS, thread_name_prefix="slack-listener"),
         logger=logging.getLogger("bot.slack.bolt"),
     )
     register(app, services, Approvers(services.slack_client, settings.slack_approvers))

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from slack_bolt import Ack, App
 
-from bot import decision, outbox
+from bot import bursts, decision, outbox
 from bot.cards import (
     REASON_BLOCK,
     REASON_INPUT,
@@ -23,6 +23,7 @@ from bot.cards import (
     ModalId,
     dismiss_modal,
     edit_modal,
+    parse_burst_value,
     parse_button_value,
     parse_redraft_value,
     parse_snooze_value,
@@ -53,6 +54,9 @@ def register(app: App, services: Services, approvers: Approvers) -> None:
     app.action(ActionId.CLAIM.value)(handlers.claim)
     app.action(ActionId.SNOOZE.value)(handlers.snooze)
     app.action(ActionId.REDRAFT.value)(handlers.redraft)
+    app.action(ActionId.APPROVE_ALL.value)(handlers.approve_all)
+    app.action(ActionId.OPEN_EACH.value)(handlers.open_each)
+    app.action(ActionId.DISMISS_ALL.value)(handlers.dismiss_all)
     app.view(ModalId.REDRAFT.value)(handlers.submit_redraft)
     app.command("/conversant")(handlers.command)
     app.event("app_home_opened")(handlers.home_opened)
@@ -128,6 +132,42 @@ class Handlers:
                 self._open_modal(client, body, click, redraft_modal(conversation))
         elif direction:
             self._redrafted(click, redraft(self.services, click.conversation_id, click.user, direction))
+
+    # -- burst cards ---------------------------------------------------------
+
+    def approve_all(self, ack: Ack, body: dict) -> None:
+        ack()
+        click = self._burst_click(body)
+        if click:
+            result = bursts.approve_all(self.services, click.conversation_id, click.user)
+            log.info("burst %s: approve all by %s: %d approved, %d need a person", click.conversation_id, click.user, result.done, result.skipped)
+            if result.message:
+                self._tell(click.channel, click.user, result.message)
+
+    def open_each(self, ack: Ack, body: dict) -> None:
+        ack()
+        click = self._burst_click(body)
+        if click:
+            bursts.open_one_by_one(self.services, click.conversation_id, click.user)
+
+    def dismiss_all(self, ack: Ack, body: dict) -> None:
+        ack()
+        click = self._burst_click(body)
+        if click:
+            bursts.dismiss_all(self.services, click.conversation_id, click.user, DismissReason.NO_REPLY_NEEDED)
+
+    def _burst_click(self, body: dict) -> "Click | None":
+        """Like ``_click``, for a burst card's buttons: ``conversation_id`` holds the burst's id."""
+        user = body.get("user", {}).get("id", "")
+        channel = (body.get("channel") or {}).get("id")
+        burst_id = parse_burst_value((body.get("actions") or [{}])[0].get("value"))
+        if burst_id is None:
+            self._tell(channel, user, "That button is not valid any more; the card may be from an older version.")
+            return None
+        if not self.approvers.allows(user):
+            self._tell(channel, user, NOT_ALLOWED)
+            return None
+        return Click(user, burst_id, channel, None)
 
     # -- modals --------------------------------------------------------------
 

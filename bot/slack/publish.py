@@ -1,11 +1,27 @@
-"""The only code that sends cards and notices to Slack. Cards are rebuilt from the database."""
+"""The only code that sends cards and notices to Slack. Cards are rebuilt from the database.
+
+Slack takes about one message per second per channel (``chat.postMessage``,
+short bursts aside) and answers more with HTTP 429 and ``Retry-After``. So
+messages are paced per channel (``SLACK_MESSAGES_PER_SECOND``), and a 429 on
+any method is retried after the time Slack asks for, during which this
+process sends nothing else to that channel.
+"""
 from __future__ import annotations
 
+import json
 import logging
+import random
+import threading
+import time
+from collections.abc import Callable
+from urllib.parse import parse_qs
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
+from slack_sdk.http_retry.request import HttpRequest
+from slack_sdk.http_retry.response import HttpResponse
+from slack_sdk.http_retry.state import RetryState
 
 log = logging.getLogger(__name__)
 
@@ -24,26 +40,113 @@ _HINTS = {
 }
 
 
-def make_client(token: str | None, base_url: str) -> WebClient:
+class ChannelPacer:
+    """Spaces this process's messages to each channel ``1 / per_second`` apart, and holds a
+    channel while a ``Retry-After`` from Slack runs. Thread-safe; one per process."""
+
+    def __init__(self, per_second: float, *, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.interval = 1.0 / per_second
+        self.clock = clock
+        self.sleep = sleep
+        self._next: dict[str, float] = {}  # channel -> the earliest time of its next message
+        self._lock = threading.Lock()
+
+    def wait(self, channel: str) -> float:
+        """Block until a message may go to ``channel`` and take that slot; returns the seconds waited."""
+        with self._lock:
+            now = self.clock()
+            at = max(now, self._next.get(channel, now))
+            self._next[channel] = at + self.interval
+        if at > now:
+            self.sleep(at - now)
+        return at - now
+
+    def hold(self, channel: str, seconds: float) -> None:
+        """Slack said to wait ``seconds``: no message to ``channel`` before then."""
+        with self._lock:
+            self._next[channel] = max(self._next.get(channel, 0.0), self.clock() + seconds)
+
+    def queued_for(self, channel: str) -> float:
+        """Seconds until ``channel``'s next free slot (0 when free now)."""
+        with self._lock:
+            return max(0.0, self._next.get(channel, 0.0) - self.clock())
+
+
+PACED_METHODS = ("chat.postMessage",)  # Slack's "1 per second per channel" methods
+
+
+class RetryAfterHandler(RateLimitErrorRetryHandler):
+    """Retry a 429 after the ``Retry-After`` Slack sent (plus a little jitter, as the SDK does),
+    and tell the pacer, so the process's other messages to that channel wait too."""
+
+    def __init__(self, pacer: ChannelPacer | None = None, max_retry_count: int = 2) -> None:
+        super().__init__(max_retry_count=max_retry_count)
+        self.pacer = pacer
+
+    def prepare_for_next_attempt(self, *, state: RetryState, request: HttpRequest,
+                                 response: HttpResponse | None = None, error: Exception | None = None) -> None:
+        if response is None:
+            raise error  # type: ignore[misc]
+        seconds = retry_after(response) + random.random() * 0.5
+        channel = _channel_of(request) if request.url.endswith(PACED_METHODS) else None
+        state.next_attempt_requested = True
+        if self.pacer is not None and channel:
+            self.pacer.hold(channel, seconds)
+            self.pacer.wait(channel)
+        else:
+            (self.pacer.sleep if self.pacer else time.sleep)(seconds)
+        state.increment_current_attempt()
+
+
+def retry_after(response: HttpResponse) -> float:
+    """Slack's ``Retry-After`` in seconds (1 when absent or unreadable)."""
+    for name, values in response.headers.items():
+        if name.lower() == "retry-after":
+            value = values[0] if isinstance(values, list) else values
+            try:
+                return max(0.0, float(value))
+            except (TypeError, ValueError):
+                break
+    return 1.0
+
+
+def _channel_of(request: HttpRequest) -> str | None:
+    if request.body_params and request.body_params.get("channel"):
+        return str(request.body_params["channel"])
+    data = request.data.decode() if isinstance(request.data, bytes) else (request.data or "")
+    try:
+        return json.loads(data).get("channel") if data.lstrip().startswith("{") else (parse_qs(data).get("channel") or [None])[0]
+    except ValueError:
+        return None
+
+
+def make_client(token: str | None, base_url: str, pacer: ChannelPacer | None = None) -> WebClient:
     client = WebClient(token=token, base_url=base_url, timeout=15)
     # Slack answers 429 with Retry-After when a channel gets more than ~1 message/s.
-    client.retry_handlers.append(RateLimitErrorRetryHandler(max_retry_count=2))
+    client.retry_handlers.append(RetryAfterHandler(pacer, max_retry_count=2))
     return client
 
 
 class SlackPublisher:
-    def __init__(self, client: WebClient, channel: str) -> None:
+    def __init__(self, client: WebClient, channel: str, pacer: ChannelPacer | None = None) -> None:
         self.client = client
         self.channel = channel
+        self.pacer = pacer
 
     def post(self, card: dict, *, channel: str | None = None, thread_ts: str | None = None) -> tuple[str, str]:
-        response = self._call("chat_postMessage", channel=channel or self.channel, thread_ts=thread_ts, unfurl_links=False, **card)
+        channel = channel or self.channel
+        if self.pacer:
+            self.pacer.wait(channel)
+        response = self._call("chat_postMessage", channel=channel, thread_ts=thread_ts, unfurl_links=False, **card)
         return response["channel"], response["ts"]
 
     def update(self, channel: str, ts: str, card: dict) -> None:
         self._call("chat_update", channel=channel, ts=ts, **card)
 
     def notice(self, text: str) -> None:
+        if self.pacer:
+            self.pacer.wait(self.channel)
         self._call("chat_postMessage", channel=self.channel, text=text)
 
     def tell(self, channel: str, user: str, text: str) -> None:

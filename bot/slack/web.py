@@ -5,11 +5,13 @@ the listener calls ``ack()`` and finishes the slow part on its own threads.
 """
 from __future__ import annotations
 
+import io
 import json
 import logging
 
 from gunicorn.app.base import BaseApplication
 from slack_bolt.adapter.wsgi import SlackRequestHandler
+from slack_sdk.signature import SignatureVerifier
 
 from bot.services import Services
 from bot.slack.app import build_app
@@ -19,13 +21,41 @@ log = logging.getLogger(__name__)
 
 def make_wsgi_app(services: Services):
     slack = SlackRequestHandler(build_app(services), path="/slack/events")
+    verifier = SignatureVerifier(services.settings.slack_signing_secret or "")
 
     def application(environ, start_response):
         if environ.get("PATH_INFO") == "/healthz":
             return _health(services, start_response)
-        return slack(environ, start_response)
+        if environ.get("PATH_INFO") != "/slack/events" or environ.get("REQUEST_METHOD") != "POST":
+            return slack(environ, start_response)
+        # Bolt parses the body before it checks the signature, and a malformed body makes it
+        # fail with a 500; so verify here first, then answer what Bolt cannot parse with 400.
+        body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+        environ["wsgi.input"] = io.BytesIO(body)
+        headers = {"x-slack-request-timestamp": environ.get("HTTP_X_SLACK_REQUEST_TIMESTAMP", ""),
+                   "x-slack-signature": environ.get("HTTP_X_SLACK_SIGNATURE", "")}
+        if not _signed(verifier, body, headers):
+            return _plain(start_response, "401 Unauthorized", "invalid request signature")
+        try:
+            return slack(environ, start_response)
+        except ValueError:
+            log.warning("ignored a signed request whose body is not a Slack payload")
+            return _plain(start_response, "400 Bad Request", "malformed payload")
 
     return application
+
+
+def _signed(verifier: SignatureVerifier, body: bytes, headers: dict) -> bool:
+    try:
+        return verifier.is_valid_request(body, headers)
+    except ValueError:  # a timestamp that is not a number
+        return False
+
+
+def _plain(start_response, status: str, text: str):
+    payload = text.encode()
+    start_response(status, [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(payload)))])
+    return [payload]
 
 
 def _health(services: Services, start_response):

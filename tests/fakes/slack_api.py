@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 import threading
 import time
 from dataclasses import dataclass
@@ -67,6 +68,9 @@ class FakeSlack(FakeServer):
         self.calls: list[SlackCall] = []
         self._faults: dict[str, _Fault] = {}
         self._delays: dict[str, float] = {}
+        self._limits: dict[str, tuple[float, float]] = {}  # method -> (calls per second, burst)
+        self._buckets: dict[tuple[str, str | None], tuple[float, float]] = {}  # (method, channel) -> (tokens, when)
+        self.rate_limited: list[tuple[str, str | None]] = []  # (method, channel) of each call answered 429
         self._pending_uploads: dict[str, dict] = {}
         self._ids = itertools.count(1)
         self._ts_micros = itertools.count(1_700_000_000_000_100, 100)
@@ -137,6 +141,19 @@ class FakeSlack(FakeServer):
         with self._state:
             self._faults[method] = _Fault(error, 429 if retry_after is not None else status, retry_after, times)
 
+    def rate_limit(self, method: str, per_second: float | None, burst: float | None = None) -> None:
+        """Limit ``method`` to ``per_second`` calls per channel, as Slack limits ``chat.postMessage``
+        ("1 per second per channel, short bursts allowed"): beyond it, HTTP 429 with ``Retry-After``
+        in whole seconds. ``burst`` (default: one second's worth) calls may come at once;
+        ``None`` lifts the limit.
+        """
+        with self._state:
+            if per_second is None:
+                self._limits.pop(method, None)
+            else:
+                self._limits[method] = (per_second, max(1.0, burst if burst is not None else per_second))
+            self._buckets = {k: v for k, v in self._buckets.items() if k[0] != method}
+
     def delay(self, method: str, seconds: float) -> None:
         """Sleep before answering ``method`` (0 turns it off), for timeout tests."""
         with self._state:
@@ -172,6 +189,9 @@ class FakeSlack(FakeServer):
                 del self._faults[method]
             headers = {} if fault.retry_after is None else {"Retry-After": str(fault.retry_after)}
             return Response(fault.status, {"ok": False, "error": fault.error}, headers)
+        wait = self._over_limit(method, args.get("channel") or args.get("channel_id"))
+        if wait:
+            return Response(429, {"ok": False, "error": "ratelimited"}, {"Retry-After": str(wait)})
         handler = self._methods.get(method)
         if handler is None:
             return _error("unknown_method", req_method=method)
@@ -181,6 +201,22 @@ class FakeSlack(FakeServer):
             return _error(e.error)
         headers = {"X-OAuth-Scopes": _SCOPES} if method == "auth.test" else {}
         return Response(200, {"ok": True, **body}, headers)
+
+    def _over_limit(self, method: str, channel: str | None) -> int:
+        """0 when the call is within ``rate_limit``, else the whole seconds to wait (token bucket)."""
+        limit = self._limits.get(method)
+        if limit is None:
+            return 0
+        per_second, burst = limit
+        now = time.monotonic()
+        tokens, then = self._buckets.get((method, channel), (burst, now))
+        tokens = min(burst, tokens + (now - then) * per_second)
+        if tokens >= 1:
+            self._buckets[(method, channel)] = (tokens - 1, now)
+            return 0
+        self._buckets[(method, channel)] = (tokens, now)
+        self.rate_limited.append((method, channel))
+        return max(1, math.ceil((1 - tokens) / per_second))
 
     # ---- helpers shared by methods -----------------------------------------
 

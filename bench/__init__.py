@@ -1,0 +1,1 @@
+"""The benchmark of Conversant: `python -m bench` (see BENCHMARKS.md)."""

@@ -1,0 +1,200 @@
+"""Bursts: many people saying the same thing at once (an outage, a viral post) make one card.
+
+Every mention still gets its own draft, its own reply and its own record; only
+Slack sees them together. A burst card lists a few examples and offers
+Approve all, Open one by one and Dismiss all. Until a burst is opened, its
+members share the burst card's message (so nudges and links point at it).
+"""
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import select
+
+from bot import decision, outbox
+from bot.models import Burst, Conversation, DismissReason, State, audit, transition, utcnow
+from bot.review import burst_card_for, card_for, refresh_burst
+from bot.services import Services
+from bot.slack.publish import CardPublishError
+
+log = logging.getLogger(__name__)
+
+MIN_MENTIONS = 5  # fewer than this are shown one by one
+WINDOW = timedelta(minutes=30)  # how close in time the mentions of one burst are
+SIMILARITY = 0.5  # Jaccard overlap of their words
+STOPWORDS = frozenset(
+    "the and for you your are was were this that with have has had not but what when why how all any can our out "
+    "just now get got its it's i'm from they them their there about been will would could should again still".split()
+)
+
+
+def words(text: str) -> frozenset[str]:
+    text = re.sub(r"https?://\S+|@[\w.@-]+", " ", text.lower())
+    return frozenset(w for w in re.findall(r"[^\W\d_]{3,}", text) if w not in STOPWORDS)
+
+
+def similar(a: frozenset[str], b: frozenset[str]) -> bool:
+    return bool(a and b) and len(a & b) / len(a | b) >= SIMILARITY
+
+
+@dataclass
+class _Cluster:
+    lead_words: frozenset[str]
+    members: list[Conversation]
+    burst: Burst | None = None
+
+
+NOT_YET_CARDED = [State.NEW.value, State.DRAFTING.value, State.DRAFTED.value, State.DRAFT_FAILED.value]
+
+
+def form(services: Services) -> None:
+    """Group similar first turns not yet carded into bursts, by what the mentions say.
+
+    Runs before drafting, so the members of a burst never get cards of their
+    own; a burst already on Slack takes in new similar mentions whatever their number.
+    """
+    since = utcnow() - WINDOW
+    with services.db.session() as session:
+        waiting = session.scalars(
+            select(Conversation)
+            .where(Conversation.state.in_(NOT_YET_CARDED), Conversation.burst_id.is_(None),
+                   Conversation.first_turn_id.is_(None), Conversation.posted_at >= since)
+            .order_by(Conversation.posted_at, Conversation.id)
+        ).all()
+        if not waiting:
+            return
+        clusters = [_Cluster(words(b.sample_text), [], b) for b in session.scalars(select(Burst).where(Burst.created_at >= since))]
+        for conversation in waiting:
+            mine = words(conversation.text)
+            cluster = next((c for c in clusters if similar(c.lead_words, mine)), None)
+            if cluster is None:
+                clusters.append(_Cluster(mine, [conversation]))
+            else:
+                cluster.members.append(conversation)
+        for cluster in clusters:
+            if cluster.burst is None and len(cluster.members) < MIN_MENTIONS:
+                continue
+            if cluster.burst is None:
+                cluster.burst = Burst(sample_text=cluster.members[0].text, created_at=utcnow())
+                session.add(cluster.burst)
+                session.flush()
+            for member in cluster.members:
+                member.burst_id = cluster.burst.id
+
+
+def members(session, burst_id: int) -> list[Conversation]:
+    return list(session.scalars(select(Conversation).where(Conversation.burst_id == burst_id).order_by(Conversation.posted_at, Conversation.id)))
+
+
+def ready(conversation: Conversation) -> bool:
+    """Can go out with Approve all: waiting, with a draft that passes the policy and is not stale."""
+    return (conversation.state == State.CARDED.value and bool(conversation.draft_text)
+            and not conversation.policy_problems and not conversation.draft_stale)
+
+
+def inside_card(conversation: Conversation) -> bool:
+    """Still shown only inside its burst's card (not opened one by one)."""
+    return conversation.burst_id is not None and conversation.slack_thread_ts is None
+
+
+@dataclass(frozen=True)
+class BulkResult:
+    done: int
+    skipped: int
+
+    @property
+    def message(self) -> str:
+        if not self.skipped:
+            return ""
+        return f"{self.skipped} of them need a person (no draft, a policy problem, or already handled): open them one by one."
+
+
+def approve_all(services: Services, burst_id: int, user: str) -> BulkResult:
+    with services.db.session() as session:
+        conversations = members(session, burst_id)
+    skipped = 0
+    approved = []
+    for conversation in conversations:
+        if ready(conversation) and decision.approve(services, conversation.id, user).done:
+            approved.append(conversation.id)
+        elif conversation.state == State.CARDED.value:
+            skipped += 1
+    refresh_burst(services, burst_id)  # once, not once per reply: it is one Slack message
+    for conversation_id in approved:
+        outbox.send(services, conversation_id, refresh=False)
+    refresh_burst(services, burst_id)
+    return BulkResult(len(approved), skipped)
+
+
+def dismiss_all(services: Services, burst_id: int, user: str, reason: DismissReason) -> BulkResult:
+    with services.db.session() as session:
+        conversations = members(session, burst_id)
+    done = sum(decision.dismiss(services, c.id, user, reason).done for c in conversations if c.state == State.CARDED.value)
+    refresh_burst(services, burst_id)
+    return BulkResult(done, 0)
+
+
+def open_one_by_one(services: Services, burst_id: int, user: str) -> int:
+    """Card each waiting member in the burst card's thread, where it can be handled alone."""
+    with services.db.session() as session:
+        burst = session.get(Burst, burst_id)
+        if burst is None or not burst.slack_ts:
+            return 0
+        burst.opened_by = burst.opened_by or user
+        waiting = [c for c in members(session, burst_id) if inside_card(c) and c.state in (State.CARDED.value, State.POST_FAILED.value)]
+    opened = 0
+    for conversation in waiting:
+        try:
+            channel, ts = services.publisher.post(card_for(services, conversation), channel=burst.slack_channel, thread_ts=burst.slack_ts)
+        except CardPublishError as error:
+            log.error("burst %s: could not open conversation %s: %s", burst_id, conversation.id, error)
+            break
+        with services.db.session() as session:
+            stored = session.get(Conversation, conversation.id)
+            stored.slack_channel, stored.slack_ts, stored.slack_thread_ts = channel, ts, burst.slack_ts
+        opened += 1
+    refresh_burst(services, burst_id)
+    return opened
+
+
+def post_cards(services: Services) -> int:
+    """Card the drafted members of each burst: post the burst's card the first time, then fold them in."""
+    with services.db.session() as session:
+        ready_bursts = session.scalars(
+            select(Burst).where(Burst.id.in_(
+                select(Conversation.burst_id).where(Conversation.state.in_([State.DRAFTED.value, State.DRAFT_FAILED.value]))
+            ))
+        ).all()
+    posted = 0
+    for burst in ready_bursts:
+        burst_id = burst.id
+        if burst.slack_ts:
+            card_members(services, burst, burst.slack_channel, burst.slack_ts)
+            refresh_burst(services, burst_id)
+            continue
+        try:
+            channel, ts = services.publisher.post(burst_card_for(services, burst_id))
+        except CardPublishError as error:
+            log.error("burst %s: card not posted: %s", burst_id, error)
+            continue  # its members stay drafted and in the burst; next cycle tries again
+        card_members(services, burst, channel, ts)
+        refresh_burst(services, burst_id)  # now with the carded counts and buttons
+        posted += 1
+    return posted
+
+
+def card_members(services: Services, burst: Burst, channel: str, ts: str) -> int:
+    """After the burst card is posted: its waiting members are carded, sharing its message."""
+    carded = 0
+    with services.db.session() as session:
+        stored = session.get(Burst, burst.id)
+        stored.slack_channel, stored.slack_ts = channel, ts
+        for conversation in members(session, burst.id):
+            if transition(session, conversation.id, (State.DRAFTED, State.DRAFT_FAILED), State.CARDED,
+                          slack_channel=channel, slack_ts=ts, carding_since=utcnow()):
+                audit(session, conversation.id, "conversant", "carded", f"burst {burst.id}: {channel}/{ts}")
+                carded += 1
+    return carded
