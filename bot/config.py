@@ -60,12 +60,15 @@ class Settings:
     x_api_secret: str | None = None
     x_access_token: str | None = None
     x_access_token_secret: str | None = None
+    x_api_base_url: str = "https://api.x.com"
     reddit_client_id: str | None = None
     reddit_client_secret: str | None = None
     reddit_username: str | None = None
     reddit_password: str | None = None
     reddit_user_agent: str | None = None
     reddit_subreddits: tuple[str, ...] = ("all",)
+    reddit_api_base_url: str = "https://oauth.reddit.com"
+    reddit_auth_base_url: str = "https://www.reddit.com"
     poll_interval_seconds: int = 60
     first_run_lookback_hours: float = 6.0
     review_sla_minutes: float = 30.0
@@ -140,12 +143,15 @@ def load_settings(environ: dict[str, str] | None = None, dotenv_path: str | Path
         x_api_secret=get("X_API_SECRET"),
         x_access_token=get("X_ACCESS_TOKEN"),
         x_access_token_secret=get("X_ACCESS_TOKEN_SECRET"),
+        x_api_base_url=_url(env, "X_API_BASE_URL", Settings.x_api_base_url),
         reddit_client_id=get("REDDIT_CLIENT_ID"),
         reddit_client_secret=get("REDDIT_CLIENT_SECRET"),
         reddit_username=get("REDDIT_USERNAME"),
         reddit_password=get("REDDIT_PASSWORD"),
         reddit_user_agent=get("REDDIT_USER_AGENT"),
         reddit_subreddits=_list(env, "REDDIT_SUBREDDITS") or ("all",),
+        reddit_api_base_url=_url(env, "REDDIT_API_BASE_URL", Settings.reddit_api_base_url),
+        reddit_auth_base_url=_url(env, "REDDIT_AUTH_BASE_URL", Settings.reddit_auth_base_url),
         poll_interval_seconds=int(_number(env, "POLL_INTERVAL_SECONDS", 60, minimum=5, integer=True)),
         first_run_lookback_hours=_number(env, "FIRST_RUN_LOOKBACK_HOURS", 6.0, minimum=0),
         review_sla_minutes=_number(env, "REVIEW_SLA_MINUTES", 30.0, minimum=0.01),

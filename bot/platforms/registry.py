@@ -54,7 +54,7 @@ def _x(s: Settings) -> Platform:
         api_key=s.x_api_key, api_secret=s.x_api_secret,
         access_token=s.x_access_token, access_token_secret=s.x_access_token_secret,
         bearer_token=s.x_bearer_token,  # optional: searches then count against the app's larger limit
-        keywords=s.brand_keywords,
+        keywords=s.brand_keywords, api_base_url=s.x_api_base_url,
     )
 
 
@@ -64,6 +64,7 @@ def _reddit(s: Settings) -> Platform:
     return RedditPlatform(
         s.reddit_client_id, s.reddit_client_secret, s.reddit_username, s.reddit_password, s.reddit_user_agent,
         subreddits=s.reddit_subreddits, keywords=s.brand_keywords,
+        oauth_url=s.reddit_api_base_url, reddit_url=s.reddit_auth_base_url,
     )
 
 
