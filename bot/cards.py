@@ -293,52 +293,38 @@ def _context(text: str) -> dict:
     return {"type": "context", "elements": [{"type": "mrkdwn", "text": text}]}
 
 
-def edit_modal(c: Conversation, facts: CardFacts, initial: str) -> dict:
+def _modal(modal: ModalId, c: Conversation, title: str, submit: str, blocks: list[dict]) -> dict:
     return {
         "type": "modal",
-        "callback_id": ModalId.EDIT.value,
+        "callback_id": modal.value,
         "private_metadata": button_value(c.id),
-        "title": {"type": "plain_text", "text": "Edit the reply"},
-        "submit": {"type": "plain_text", "text": "Post reply"},
+        "title": {"type": "plain_text", "text": title},
+        "submit": {"type": "plain_text", "text": submit},
         "close": {"type": "plain_text", "text": "Cancel"},
-        "blocks": [
-            _context(f"Replying to @{escape(c.author_handle)} on {facts.platform_label}:\n{quote(c.text)}"),
-            {
-                "type": "input",
-                "block_id": REPLY_BLOCK,
-                "label": {"type": "plain_text", "text": f"Reply (at most {facts.limit} characters)"},
-                "element": {
-                    "type": "plain_text_input",
-                    "action_id": REPLY_INPUT,
-                    "multiline": True,
-                    "initial_value": initial,
-                },
-            },
-        ],
+        "blocks": blocks,
     }
+
+
+def _input(block_id: str, label: str, element: dict) -> dict:
+    return {"type": "input", "block_id": block_id, "label": {"type": "plain_text", "text": label}, "element": element}
+
+
+def edit_modal(c: Conversation, facts: CardFacts, initial: str) -> dict:
+    return _modal(ModalId.EDIT, c, "Edit the reply", "Post reply", [
+        _context(f"Replying to @{escape(c.author_handle)} on {facts.platform_label}:\n{quote(c.text)}"),
+        _input(REPLY_BLOCK, f"Reply (at most {facts.limit} characters)",
+               {"type": "plain_text_input", "action_id": REPLY_INPUT, "multiline": True, "initial_value": initial}),
+    ])
 
 
 def dismiss_modal(c: Conversation) -> dict:
     options = [
         {"text": {"type": "plain_text", "text": reason.label}, "value": reason.value} for reason in DismissReason
     ]
-    return {
-        "type": "modal",
-        "callback_id": ModalId.DISMISS.value,
-        "private_metadata": button_value(c.id),
-        "title": {"type": "plain_text", "text": "Dismiss"},
-        "submit": {"type": "plain_text", "text": "Dismiss"},
-        "close": {"type": "plain_text", "text": "Cancel"},
-        "blocks": [
-            _section(f"Dismiss the mention from @{escape(c.author_handle)}? Nothing will be posted."),
-            {
-                "type": "input",
-                "block_id": REASON_BLOCK,
-                "label": {"type": "plain_text", "text": "Why?"},
-                "element": {"type": "radio_buttons", "action_id": REASON_INPUT, "options": options},
-            },
-        ],
-    }
+    return _modal(ModalId.DISMISS, c, "Dismiss", "Dismiss", [
+        _section(f"Dismiss the mention from @{escape(c.author_handle)}? Nothing will be posted."),
+        _input(REASON_BLOCK, "Why?", {"type": "radio_buttons", "action_id": REASON_INPUT, "options": options}),
+    ])
 
 
 def burst_value(burst_id: int) -> str:
@@ -389,24 +375,13 @@ def burst_card(burst_id: int, members: list[Conversation], *, ready: int, opened
 
 
 def redraft_modal(c: Conversation) -> dict:
-    return {
-        "type": "modal",
-        "callback_id": ModalId.REDRAFT.value,
-        "private_metadata": button_value(c.id),
-        "title": {"type": "plain_text", "text": "Redraft"},
-        "submit": {"type": "plain_text", "text": "Redraft"},
-        "close": {"type": "plain_text", "text": "Cancel"},
-        "blocks": [
-            _context(f"Current draft:\n{quote(c.draft_text or '(none)')}"),
-            {
-                "type": "input",
-                "block_id": REDRAFT_BLOCK,
-                "label": {"type": "plain_text", "text": "How should the new draft differ?"},
-                "element": {"type": "plain_text_input", "action_id": REDRAFT_INPUT, "max_length": 300,
-                            "placeholder": {"type": "plain_text", "text": "e.g. mention the status page and keep it to one line"}},
-            },
-        ],
-    }
+    return _modal(ModalId.REDRAFT, c, "Redraft", "Redraft", [
+        _context(f"Current draft:\n{quote(c.draft_text or '(none)')}"),
+        _input(REDRAFT_BLOCK, "How should the new draft differ?", {
+            "type": "plain_text_input", "action_id": REDRAFT_INPUT, "max_length": 300,
+            "placeholder": {"type": "plain_text", "text": "e.g. mention the status page and keep it to one line"},
+        }),
+    ])
 
 
 def as_text(card: dict) -> str:
