@@ -11,32 +11,8 @@ from bot.jobs.nudges import nudge_once
 from bot.models import State
 from bot.pipeline import poll_once
 from tests.conftest import SIGNING_SECRET, eventually, serve_web, triage
-from tests.fakes.slack_api import FakeSlack, SlackError
 from tests.fakes.slack_requests import event_body, post_signed, slash_command_body
 from tests.support import carded_mention, click, load
-
-
-class FakeSlackWithHome(FakeSlack):
-    """Stopgap until the shared fake speaks ``views.publish``: stores each user's Home view."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.home_views: dict[str, dict] = {}
-        self._methods["views.publish"] = self._views_publish
-
-    def _views_publish(self, args: dict, token: str) -> dict:
-        view, user = args.get("view"), args.get("user_id")
-        if not user or not isinstance(view, dict) or view.get("type") != "home":
-            raise SlackError("invalid_arguments")
-        stored = self._new_view(view, self._next_id("V"))
-        self.home_views[user] = stored
-        return {"view": stored}
-
-
-@pytest.fixture
-def slack():
-    with FakeSlackWithHome() as fake:
-        yield fake
 
 
 def command(web: str, text: str, user: str = "U_ALICE") -> str:

@@ -62,6 +62,7 @@ class FakeSlack(FakeServer):
         self.history: dict[tuple[str, str], list[dict]] = {}
         self.ephemerals: list[dict] = []
         self.views: dict[str, dict] = {}
+        self.home_views: dict[str, dict] = {}  # the App Home tab each user sees
         self.uploads: dict[str, bytes] = {}
         self.files: dict[str, dict] = {}
         self.socket_url = "ws://127.0.0.1:1/"
@@ -84,6 +85,7 @@ class FakeSlack(FakeServer):
             "views.open": self._views_open,
             "views.push": self._views_push,
             "views.update": self._views_update,
+            "views.publish": self._views_publish,
             "conversations.info": self._conversations_info,
             "conversations.join": self._conversations_join,
             "users.info": self._users_info,
@@ -370,6 +372,15 @@ class FakeSlack(FakeServer):
         if args.get("hash") and args["hash"] != current["hash"]:
             raise SlackError("hash_conflict")
         return {"view": self._new_view(args.get("view"), view_id, current["root_view_id"])}
+
+    def _views_publish(self, args: dict, token: str) -> dict:
+        """The App Home tab: one view per user, which must be of type ``home``."""
+        view, user = args.get("view"), args.get("user_id")
+        if not user or not isinstance(view, dict) or view.get("type") != "home":
+            raise SlackError("invalid_arguments")
+        stored = self._new_view(view, self._next_id("V"))
+        self.home_views[user] = stored
+        return {"view": stored}
 
     def _conversations_info(self, args: dict, token: str) -> dict:
         channel = args.get("channel")
