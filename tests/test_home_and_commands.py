@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
-import pytest
 
 from bot.cards import ActionId
 from bot.jobs.nudges import nudge_once
