@@ -13,7 +13,7 @@ import pytest
 
 from bot.cards import ActionId
 from bot.models import State
-from tests.conftest import SIGNING_SECRET, eventually, triage
+from tests.conftest import eventually, triage
 from tests.support import carded_mention, click, load
 
 

@@ -6,7 +6,6 @@ Every request is recorded in ``requests`` so tests can assert what was called.
 from __future__ import annotations
 
 import json
-import socket
 import sys
 import threading
 from dataclasses import dataclass, field
