@@ -244,3 +244,31 @@ def test_a_post_deleted_after_its_card_closes_the_card_and_approve_posts_nothing
     assert "Deleted by the author" in card_text(operator.slack.last("chat.update"))
     brand_posts = bsky_network.login("brand.test").get_author_feed(bsky_network.accounts["brand.test"][0]).feed
     assert not any(tag in getattr(item.post.record, "text", "") for item in brand_posts)
+
+
+def test_a_follow_up_on_the_real_servers_is_the_next_turn_in_the_same_slack_thread(operator, bsky_network):
+    tag = token()
+    alice = bsky_network.login("alice.test")
+    mention = post_mention(alice, f"@brand.test does sync work offline? {tag}")
+    bsky_network.process_all()
+    poll_once(operator.services)
+    first = operator.conversation(mention.uri)
+    with serve_web(operator.services) as web:
+        click(web, ActionId.APPROVE, first)
+        eventually(lambda: operator.conversation(mention.uri).state == State.REPLIED.value, timeout=30)
+    bsky_network.process_all()
+    brand_reply = bsky_network.appview_thread(mention.uri)["thread"]["replies"][0]["post"]
+
+    follow_up = alice.send_post(f"Thanks! And on Android? {tag}", reply_to=models.AppBskyFeedPost.ReplyRef(
+        root=models.create_strong_ref(mention),
+        parent=models.ComAtprotoRepoStrongRef.Main(uri=brand_reply["uri"], cid=brand_reply["cid"])))
+    bsky_network.process_all()
+    operator.model.reply_with(triage("Yes, Android too. Which version are you on?"))
+    poll_once(operator.services)
+
+    second = operator.conversation(follow_up.uri)
+    assert (second.reason, second.turn, second.first_turn_id) == ("reply", 2, first.id)
+    turn_card = operator.slack.calls_to("chat.postMessage")[-1]
+    assert turn_card["thread_ts"] == first.slack_ts
+    prompt = operator.model.chat_requests()[-1]["messages"][-1]["content"]
+    assert "does sync work offline?" in prompt and "Thanks for saying hi!" in prompt  # turn 1 and our reply
