@@ -29,6 +29,7 @@ from tests.fakes.slack_api import FakeSlack
 from tests.fakes.slack_requests import plain_text_value
 from tests.integration.bsky_network import post_mention
 from tests.support import card_buttons, card_text, click, submit
+from tests.test_bursts import press
 
 
 class Operator:
@@ -272,3 +273,23 @@ def test_a_follow_up_on_the_real_servers_is_the_next_turn_in_the_same_slack_thre
     assert turn_card["thread_ts"] == first.slack_ts
     prompt = operator.model.chat_requests()[-1]["messages"][-1]["content"]
     assert "does sync work offline?" in prompt and "Thanks for saying hi!" in prompt  # turn 1 and our reply
+
+
+def test_a_burst_on_the_real_servers_is_one_card_and_one_reply_each(operator, bsky_network):
+    tag = token()
+    people = [bsky_network.login("alice.test"), bsky_network.login("bob.test")]
+    mentions = [post_mention(people[i % 2], f"@brand.test is the status page down? cannot reach it {tag} {'!' * i}") for i in range(5)]
+    bsky_network.process_all()
+
+    poll_once(operator.services)
+
+    cards = [c for c in operator.slack.calls_to("chat.postMessage") if tag in card_text(c)]
+    assert len(cards) == 1 and "5 similar mentions" in cards[0]["text"]
+    burst_id = operator.conversation(mentions[0].uri).burst_id
+    with serve_web(operator.services) as web:
+        press(web, ActionId.APPROVE_ALL, burst_id)
+        eventually(lambda: all(operator.conversation(m.uri).state == State.REPLIED.value for m in mentions), timeout=60)
+    bsky_network.process_all()
+    for mention in mentions:
+        [reply] = bsky_network.appview_thread(mention.uri)["thread"]["replies"]
+        assert reply["post"]["author"]["handle"] == "brand.test"
