@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from bot.cards import ActionId, ModalId, button_value
+from bot.cards import ActionId, ModalId, burst_value, button_value
 from bot.models import Conversation
 from bot.pipeline import poll_once
 from tests.conftest import SIGNING_SECRET, triage
@@ -42,4 +42,9 @@ def click(web: str, action: ActionId, conversation: Conversation, user: str = "U
 
 def submit(web: str, modal: ModalId, conversation: Conversation, values: dict, user: str = "U_ALICE"):
     body = view_submission_body(user_id=user, callback_id=modal.value, private_metadata=button_value(conversation.id), values=values)
+    return post_signed(f"{web}/slack/events", body, SIGNING_SECRET)
+
+
+def press(web: str, action: ActionId, burst_id: int, user: str = "U_LEAD"):
+    body = block_actions_body(user_id=user, action_id=action.value, value=burst_value(burst_id), message_ts="1.1")
     return post_signed(f"{web}/slack/events", body, SIGNING_SECRET)

@@ -3,12 +3,11 @@ from __future__ import annotations
 
 import json
 
-from bot.cards import ActionId, burst_value
+from bot.cards import ActionId
 from bot.models import Burst, Conversation, State
 from bot.pipeline import poll_once
-from tests.conftest import SIGNING_SECRET, eventually, triage
-from tests.fakes.slack_requests import block_actions_body, post_signed
-from tests.support import card_buttons, card_text
+from tests.conftest import eventually, triage
+from tests.support import card_buttons, card_text, press
 
 PEOPLE = [f"user{i}.test" for i in range(30)]
 
@@ -20,11 +19,6 @@ def outage(bluesky, model, count: int = 30) -> None:
         "So sorry, we're on it! Is it still failing for you right now?", category="complaint", urgency="high")
     for i, handle in enumerate(PEOPLE[:count]):
         bluesky.post(handle, f"@brand.test is the app down? login keeps failing for me {'!' * (i % 3)}")
-
-
-def press(web: str, action: ActionId, burst_id: int, user: str = "U_LEAD"):
-    body = block_actions_body(user_id=user, action_id=action.value, value=burst_value(burst_id), message_ts="1.1")
-    return post_signed(f"{web}/slack/events", body, SIGNING_SECRET)
 
 
 def conversations(services) -> list[Conversation]:

@@ -28,8 +28,7 @@ from tests.fakes.openai_api import FakeOpenAI
 from tests.fakes.slack_api import FakeSlack
 from tests.fakes.slack_requests import plain_text_value
 from tests.integration.bsky_network import post_mention
-from tests.support import card_buttons, card_text, click, submit
-from tests.test_bursts import press
+from tests.support import card_buttons, card_text, click, press, submit
 
 
 class Operator:
