@@ -350,7 +350,11 @@ def _clip(value: str, limit: int) -> str:
 def daily_quality(session: Session, day: date, *, tz: tzinfo = timezone.utc) -> DailyQuality:
     """Draft acceptance rate (sent unedited / sent) and mean edit distance for ``day`` in ``tz``."""
     start = datetime.combine(day, time(0), tzinfo=tz)
-    end = datetime.combine(day + timedelta(days=1), time(0), tzinfo=tz)
+    return quality_between(session, start, datetime.combine(day + timedelta(days=1), time(0), tzinfo=tz), day=day)
+
+
+def quality_between(session: Session, start: datetime, end: datetime, *, day: date | None = None) -> DailyQuality:
+    """The same figures for replies sent in [start, end), e.g. the digest's 24 hours."""
     drafted = Example.draft_text.is_not(None)
     row = session.execute(
         select(
@@ -362,7 +366,7 @@ def daily_quality(session: Session, day: date, *, tz: tzinfo = timezone.utc) -> 
     ).one()
     sent, unedited, without_draft, mean_distance = row
     return DailyQuality(
-        day=day,
+        day=day or start.date(),
         sent=sent,
         sent_unedited=unedited,
         written_without_draft=without_draft,
@@ -410,3 +414,14 @@ def pack(vector: list[float]) -> bytes:
 
 def unpack(blob: bytes) -> tuple[float, ...]:
     return struct.unpack(f"<{len(blob) // 4}f", blob)
+
+
+def quality_line(services: Services, start: datetime, end: datetime) -> str:
+    """One line for Home and the digest: how often the team sent the model's draft as it was."""
+    with services.db.session() as session:
+        q = quality_between(session, start, end)
+    if not q.sent:
+        return "Drafts: none sent yet." if not q.written_without_draft else f"Drafts: none; {q.written_without_draft} replies written by hand."
+    line = (f"Drafts: {q.sent_unedited} of {q.sent} sent unedited ({q.acceptance_rate:.0%}), "
+            f"mean edit distance {q.mean_edit_distance:.0f} characters.")
+    return line + (f" {q.written_without_draft} more written by hand." if q.written_without_draft else "")

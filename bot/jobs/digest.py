@@ -30,6 +30,7 @@ from sqlalchemy import select, update
 
 from bot import business_hours
 from bot.cards import escape, slack_time
+from bot.examples import quality_line
 from bot.jobs.nudges import human_duration, human_minutes
 from bot.models import (
     AppState,
@@ -284,6 +285,7 @@ def digest_message(services: Services, digest: Digest) -> dict:
     blocks.append({"type": "section", "fields": [_field(label, value) for label, value in _counts(f)]})
     blocks.append(_section(_rate_line(f, prev)))
     blocks.append(_section(_times_lines(f, prev, settings)))
+    blocks.append(_context(quality_line(services, f.start, f.end)))
     blocks.append({"type": "divider"})
     blocks.append(_section(_missed_text(services, f)))
     blocks.append(_context("The chart: mentions received and answered per hour over the day, and the response rate over 14 days."))

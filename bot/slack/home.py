@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from bot import business_hours
 from bot.cards import escape, slack_time
+from bot.examples import quality_line
 from bot.models import OPEN_ON_SLACK, Conversation, get_pause, utcnow
 from bot.review import PLATFORM_LABELS
 from bot.services import Services
@@ -91,7 +92,7 @@ def home_view(services: Services, *, now: datetime) -> dict:
     blocks.extend(_queue_blocks(services, waiting, now))
     blocks += [
         {"type": "divider"},
-        _section("*Today so far*\n" + figures.short_summary()),
+        _section("*Today so far*\n" + figures.short_summary() + "\n" + quality_line(services, local_midnight(now, services.settings.digest_timezone), now)),
         {"type": "divider"},
         _section("*Configuration in force*\n" + _configuration(services, pause)),
         _context("Use `/conversant status | pause | resume | digest | help` in any channel."),
