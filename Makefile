@@ -33,5 +33,10 @@ test-fast: install
 test-integration: install
 	$(WITH_PG) $(PYTEST) -q -m integration tests/integration
 
+# The benchmark (BENCHMARKS.md): SQLite, and PostgreSQL when BENCH_POSTGRES_URL (or the test suite's
+# CONVERSANT_TEST_POSTGRES_URL) names a server; e.g. make bench BENCH_ARGS=--json
+bench: install
+	BENCH_POSTGRES_URL="$${BENCH_POSTGRES_URL:-$${CONVERSANT_TEST_POSTGRES_URL:-}}" $(BIN)/python -m bench $(BENCH_ARGS)
+
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

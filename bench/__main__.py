@@ -15,9 +15,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import common, drain, ingest, memory, prompts, web
+from bench import drain, ingest, memory, prompts, web
 from bench import digest as digest_stage
-from bench.common import environment, fakes, machine, progress, services_for, targets
+from bench.common import machine, progress, services_for, targets
 from bot.config import Settings
 
 STAGES = ("ingest", "drain", "web", "memory", "digest")
@@ -42,6 +42,8 @@ def parse_args(argv):
     parser.add_argument("--quick", action="store_true", help="smaller sizes, for a quick look (figures are not comparable)")
     parser.add_argument("--drain-mentions", type=int, default=1000)
     parser.add_argument("--drain-runs", type=int, default=1, help="runs of the drain per database (each takes about a minute)")
+    parser.add_argument("--drain-max-seconds", type=float, help="stop a drain after this long (default: 4 x its lower bound); "
+                        "the ratio is then extrapolated from the cards posted")
     parser.add_argument("--model-latency", type=float, default=0.3, help="seconds per draft (default 0.3)")
     parser.add_argument("--slack-rate", type=float, default=20.0, help="messages per second per channel (default 20)")
     parser.add_argument("--concurrency", type=int, default=Settings.openai_concurrency, help="OPENAI_CONCURRENCY (default: the product's)")
@@ -88,7 +90,8 @@ def main(argv=None) -> int:
                 progress(f"drain on {target.name}: {args.drain_mentions} mentions, model {args.model_latency * 1000:.0f} ms, "
                          f"Slack {args.slack_rate:g}/s, OPENAI_CONCURRENCY {args.concurrency}")
                 by_db[target.name] = drain.run(target, count=args.drain_mentions, latency=args.model_latency,
-                                               rate=args.slack_rate, concurrency=args.concurrency, runs=args.drain_runs)
+                                               rate=args.slack_rate, concurrency=args.concurrency, runs=args.drain_runs,
+                                               max_seconds=args.drain_max_seconds)
             sent = next((d.pop("prompts") for d in by_db.values() if d.get("prompts")), [])
             for d in by_db.values():
                 d.pop("prompts", None)
@@ -195,7 +198,7 @@ def table(result: dict) -> str:
     details = []
     if result.get("drain"):
         for name, d in result["drain"]["by_database"].items():
-            details.append(f"drain on {name}: {d['cards']} cards in {d['seconds']:.1f}s, bound {d['lower_bound_s']:.1f}s, "
+            details.append(f"drain on {name}: {d['cards']} cards{'' if d['complete'] else ' (stopped early; ratio extrapolated)'} in {d['seconds']:.1f}s, bound {d['lower_bound_s']:.1f}s, "
                            f"first card after {_fmt(d['first_card_s'])}s, {d['cycles']} cycles, {d['slack_429']} Slack 429s")
     for name, a in (result.get("ack_ms") or {}).get("by_database", {}).items():
         c = result["click_to_reply_ms"]["by_database"][name]
@@ -204,7 +207,8 @@ def table(result: dict) -> str:
     for name, d in (result.get("digest") or {}).items():
         if d.get("ms") is not None:
             details.append(f"digest on {name}: {_fmt(d['ms'])} ms over {d['conversations']:,} conversations ({d['rows_read']:,} rows read); "
-                           f"chart {_fmt(d['chart_ms'])} ms; Home's figures for today {_fmt(d['home_today_ms'])} ms")
+                           f"chart {_fmt(d['chart_ms'])} ms; Home's figures for today {_fmt(d['home_today_ms'])} ms; "
+                           f"an idle poll cycle {_fmt(d['idle_cycle_ms'])} ms")
     if result.get("worker"):
         w = result["worker"]
         details.append("worker peak RSS: " + ", ".join(f"{k} {v:.0f} MB" for k, v in w["rss_mb_by_database"].items())

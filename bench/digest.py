@@ -4,13 +4,15 @@ The conversations span a year (see ``seed.py``); the digest is what
 ``bot.jobs.digest`` builds for the last 24 hours: the day's figures, the seven
 days before for comparison, the 14-day trend (``build_digest``) and its Slack
 message (``digest_message``). The chart is timed apart: it is drawn from the
-figures and costs the same whatever the table holds.
+figures and costs the same whatever the table holds. On the same million, an
+idle poll cycle (nothing new anywhere) gives the fixed cost of every cycle.
 """
 from __future__ import annotations
 
 import time
 
 from bot.models import utcnow
+from bot.pipeline import poll_once
 
 from bench.common import environment, fakes, median, progress, services_for, urls
 from bench.seed import seed, seed_postgres
@@ -54,7 +56,15 @@ def run(target, *, conversations: int, days: float, runs: int) -> dict:
             digest.render_chart(built)
             chart = (time.perf_counter() - began) * 1000
             rows = sum(1 for _ in digest.load_rows(services, built.figures.end - digest.TREND_DAYS * digest.DAY, built.figures.end))
+            cycles = []
+            for i in range(runs + 1):  # a poll cycle with nothing new: the fixed cost of each cycle at this size
+                began = time.perf_counter()
+                poll_once(services)
+                if i:
+                    cycles.append((time.perf_counter() - began) * 1000)
+            progress(f"digest on {target.name}: an idle poll cycle over {conversations:,} conversations: {median(cycles):.0f} ms")
         finally:
             services.db.dispose()
     return {"ms": median(totals), "runs": [round(t) for t in totals], "chart_ms": chart, "home_today_ms": median(home),
+            "idle_cycle_ms": median(cycles),
             "rows_read": rows, "conversations": conversations, "days": days}

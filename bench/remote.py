@@ -27,10 +27,16 @@ def _drain_model(slack, model, bluesky, latency: float) -> None:
 
 
 def _post_mentions(slack, model, bluesky, count: int, text: str, authors: int = 20) -> None:
+    """``count`` mentions that do not read alike (similar ones would make one burst card)."""
+    import random
+
+    from bench.drain import words
+
+    vocabulary, rng = words(5000, seed=11), random.Random(count)
     for i in range(authors):
         bluesky.add_account(f"fan{i}.test")
     for n in range(count):
-        bluesky.post(f"fan{n % authors}.test", f"{text} (#{n})")
+        bluesky.post(f"fan{n % authors}.test", f"{text} {' '.join(rng.sample(vocabulary, 10))} (#{n})")
 
 
 OPERATIONS = {

@@ -86,7 +86,7 @@ def card_queue(services: Services) -> CardQueue:
     with services.db.session() as session:
         rows = session.execute(
             select(Conversation.state, Conversation.urgency, func.count(), func.min(Conversation.posted_at))
-            .where(Conversation.state.in_(states))
+            .where(Conversation.state.in_(states), Conversation.burst_id.is_(None))  # a burst is one card, see bursts.py
             .group_by(Conversation.state, Conversation.urgency)
         ).all()
     for state, urgency, count, first in rows:

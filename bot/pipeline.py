@@ -260,7 +260,8 @@ def draft_and_card(services: Services, report: CycleReport, *, until: float, sto
     Up to ``OPENAI_CONCURRENCY`` conversations are with the model at once, each
     first looked up on its platform in case the brand already answered there.
     Meanwhile this thread posts the most urgent conversation that is ready,
-    paced at Slack's per-channel rate by the publisher. New drafts are started
+    paced at Slack's per-channel rate by the publisher, up to what Slack takes
+    between two cycles (``cards_per_cycle``). New drafts are started
     and cards posted until ``until`` (``time.monotonic()``); drafts under way
     are then waited for until ``stop``, and any still with the model finish on
     their own threads after the cycle (the Drafter keeps the model's
@@ -269,6 +270,7 @@ def draft_and_card(services: Services, report: CycleReport, *, until: float, sto
     a minute).
     """
     concurrency = services.settings.openai_concurrency
+    budget = cards_per_cycle(services.settings)
     outcomes: Counter = Counter()
     under_way: set[Future] = set()
     slack_refused = no_more_new = False
@@ -283,9 +285,10 @@ def draft_and_card(services: Services, report: CycleReport, *, until: float, sto
                 no_more_new = not claimed
                 under_way |= {pool.submit(_prepare_one, services, cid) for cid in claimed}
             carded = None
-            if open_ and not slack_refused:
+            if open_ and not slack_refused and budget > 0:
                 carded = post_next_card(services)
                 slack_refused = carded is None
+                budget -= bool(carded)
                 report.carded += bool(carded)
             finished = {f for f in under_way if f.done()}
             under_way -= finished
@@ -306,6 +309,11 @@ def draft_and_card(services: Services, report: CycleReport, *, until: float, sto
     report.drafted += outcomes[State.DRAFTED]
     report.without_draft += outcomes[State.DRAFT_FAILED]
     report.skipped += outcomes[State.SKIPPED]
+
+
+def cards_per_cycle(settings) -> int:
+    """What Slack takes in one channel between two cycles: SLACK_MESSAGES_PER_SECOND × POLL_INTERVAL_SECONDS."""
+    return max(1, round(settings.slack_messages_per_second * settings.poll_interval_seconds))
 
 
 def claim_new(services: Services, limit: int) -> list[int]:
