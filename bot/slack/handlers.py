@@ -6,6 +6,7 @@ worker threads, so posting to a platform never delays the 3-second ack.
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from slack_bolt import Ack, App
@@ -66,6 +67,18 @@ class Handlers:
     def __init__(self, services: Services, approvers: Approvers) -> None:
         self.services = services
         self.approvers = approvers
+        # The slow part of a click (posting to the platform, the model, card updates) runs
+        # here, so Bolt's listener threads stay free to ack the next clicks at once.
+        self._after_ack = ThreadPoolExecutor(max_workers=4, thread_name_prefix="after-ack")
+
+    def _later(self, work, *args) -> None:
+        def run() -> None:
+            try:
+                work(*args)
+            except Exception:  # noqa: BLE001 - one failed click must not take the pool down
+                log.exception("work after a click failed")
+
+        self._after_ack.submit(run)
 
     # -- buttons -------------------------------------------------------------
 
@@ -131,7 +144,7 @@ class Handlers:
             if conversation:
                 self._open_modal(client, body, click, redraft_modal(conversation))
         elif direction:
-            self._redrafted(click, redraft(self.services, click.conversation_id, click.user, direction))
+            self._later(lambda: self._redrafted(click, redraft(self.services, click.conversation_id, click.user, direction)))
 
     # -- burst cards ---------------------------------------------------------
 
@@ -139,22 +152,25 @@ class Handlers:
         ack()
         click = self._burst_click(body)
         if click:
-            result = bursts.approve_all(self.services, click.conversation_id, click.user)
-            log.info("burst %s: approve all by %s: %d approved, %d need a person", click.conversation_id, click.user, result.done, result.skipped)
-            if result.message:
-                self._tell(click.channel, click.user, result.message)
+            self._later(self._approve_burst, click)
+
+    def _approve_burst(self, click: "Click") -> None:
+        result = bursts.approve_all(self.services, click.conversation_id, click.user)
+        log.info("burst %s: approve all by %s: %d approved, %d need a person", click.conversation_id, click.user, result.done, result.skipped)
+        if result.message:
+            self._tell(click.channel, click.user, result.message)
 
     def open_each(self, ack: Ack, body: dict) -> None:
         ack()
         click = self._burst_click(body)
         if click:
-            bursts.open_one_by_one(self.services, click.conversation_id, click.user)
+            self._later(bursts.open_one_by_one, self.services, click.conversation_id, click.user)
 
     def dismiss_all(self, ack: Ack, body: dict) -> None:
         ack()
         click = self._burst_click(body)
         if click:
-            bursts.dismiss_all(self.services, click.conversation_id, click.user, DismissReason.NO_REPLY_NEEDED)
+            self._later(bursts.dismiss_all, self.services, click.conversation_id, click.user, DismissReason.NO_REPLY_NEEDED)
 
     def _burst_click(self, body: dict) -> "Click | None":
         """Like ``_click``, for a burst card's buttons: ``conversation_id`` holds the burst's id."""
@@ -184,7 +200,7 @@ class Handlers:
         ack()  # the model may take seconds: answer Slack first
         conversation = self._load(conversation_id)
         click = Click(user, conversation_id, _card_channel(conversation), None)
-        self._redrafted(click, redraft(self.services, conversation_id, user, Direction.CUSTOM, instruction))
+        self._later(lambda: self._redrafted(click, redraft(self.services, conversation_id, user, Direction.CUSTOM, instruction)))
 
     def _redrafted(self, click: "Click", result: RedraftResult) -> None:
         log.info("conversation %s: redraft by %s: %s", click.conversation_id, click.user, "done" if result.done else result.message)
@@ -276,6 +292,9 @@ class Handlers:
 
     def _finish(self, click: "Click", result: decision.Decision) -> None:
         log.info("conversation %s: %s by %s", click.conversation_id, result.outcome.value, click.user)
+        self._later(self._show_and_send, click, result)
+
+    def _show_and_send(self, click: "Click", result: decision.Decision) -> None:
         if not result.done:
             self._tell(click.channel, click.user, result.message)
         refresh_card(self.services, click.conversation_id)
