@@ -86,13 +86,13 @@ class Handlers:
         ack()
         click = self._click(body)
         if click:
-            self._finish(click, decision.approve(self.services, click.conversation_id, click.user))
+            self._later(lambda: self._finish(click, decision.approve(self.services, click.conversation_id, click.user)))
 
     def retry(self, ack: Ack, body: dict) -> None:
         ack()
         click = self._click(body)
         if click:
-            self._finish(click, decision.retry(self.services, click.conversation_id, click.user))
+            self._later(lambda: self._finish(click, decision.retry(self.services, click.conversation_id, click.user)))
 
     def open_edit(self, ack: Ack, body: dict, client) -> None:
         ack()
@@ -223,8 +223,8 @@ class Handlers:
             ack(response_action="errors", errors={REPLY_BLOCK: " ".join(problems)[:150]})
             return
         ack()
-        result = decision.approve_edited(self.services, conversation_id, user, text)
-        self._finish(Click(user, conversation_id, _card_channel(conversation)), result)
+        click = Click(user, conversation_id, _card_channel(conversation))
+        self._later(lambda: self._finish(click, decision.approve_edited(self.services, conversation_id, user, text)))
 
     def submit_dismiss(self, ack: Ack, body: dict, view: dict) -> None:
         user = body["user"]["id"]
@@ -239,8 +239,8 @@ class Handlers:
             ack(response_action="errors", errors={REASON_BLOCK: NOT_ALLOWED if conversation_id else "This form is no longer valid."})
             return
         ack()
-        conversation = self._load(conversation_id)
-        self._finish(Click(user, conversation_id, _card_channel(conversation)), decision.dismiss(self.services, conversation_id, user, reason))
+        click = Click(user, conversation_id, _card_channel(self._load(conversation_id)))
+        self._later(lambda: self._finish(click, decision.dismiss(self.services, conversation_id, user, reason)))
 
     # -- slash command -------------------------------------------------------
 
@@ -291,10 +291,8 @@ class Handlers:
             self._tell(click.channel, click.user, "Slack could not open the form in time; please click again.")
 
     def _finish(self, click: "Click", result: decision.Decision) -> None:
+        """After a decision (on the after-ack pool): say why nothing changed, or show it and post."""
         log.info("conversation %s: %s by %s", click.conversation_id, result.outcome.value, click.user)
-        self._later(self._show_and_send, click, result)
-
-    def _show_and_send(self, click: "Click", result: decision.Decision) -> None:
         if not result.done:
             self._tell(click.channel, click.user, result.message)
         refresh_card(self.services, click.conversation_id)
