@@ -6,6 +6,7 @@ from datetime import timedelta
 
 
 from bot.cards import ActionId
+from bot.ingest import ingest
 from bot.jobs.nudges import nudge_once
 from bot.models import State
 from bot.pipeline import poll_once
@@ -153,3 +154,9 @@ def _all(services):
 
     with services.db.session() as session:
         return list(session.query(Conversation))
+
+
+def test_home_says_how_many_conversations_are_still_on_their_way_to_a_card(services, web, slack, bluesky):
+    bluesky.post("alice.test", "@brand.test hello")
+    ingest(services, services.platforms["bluesky"])  # stored, not yet drafted or carded
+    assert "1 waiting for a card" in open_home(web, slack)

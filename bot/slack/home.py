@@ -13,6 +13,7 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from sqlalchemy import select
 
 from bot import business_hours
+from bot.backlog import card_queue
 from bot.cards import escape, slack_time
 from bot.examples import quality_line
 from bot.models import OPEN_ON_SLACK, Conversation, get_pause, utcnow
@@ -90,6 +91,7 @@ def home_view(services: Services, *, now: datetime) -> dict:
         _section(f"*Waiting for review* ({len(waiting)})"),
     ]
     blocks.extend(_queue_blocks(services, waiting, now))
+    blocks.append(_context(card_queue(services).home_text()))  # what is still on its way to a card
     blocks += [
         {"type": "divider"},
         _section("*Today so far*\n" + figures.short_summary() + "\n" + quality_line(services, local_midnight(now, services.settings.digest_timezone), now)),
