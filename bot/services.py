@@ -1,7 +1,7 @@
 """Everything a command needs, built once from Settings: the database, Slack, the model, platforms."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 from bot.config import Settings
@@ -28,7 +28,6 @@ class Services:
     prompts: Prompts
     publisher: Publisher
     slack_client: object | None = None
-    extras: dict = field(default_factory=dict)
 
 
 def build_services(settings: Settings, *, publisher: Publisher | None = None, platforms: dict | None = None) -> Services:
