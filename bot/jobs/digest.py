@@ -15,9 +15,9 @@ worker that was down for three days sends one digest when it returns, not three.
 """
 from __future__ import annotations
 
-import io
 import logging
 import math
+import multiprocessing
 import time
 from bisect import bisect_left
 from collections import Counter, defaultdict
@@ -42,6 +42,7 @@ from bot.models import (
     insert_state,
     utcnow,
 )
+from bot.jobs.chart import ChartData, draw
 from bot.services import Services
 from bot.slack.home import permalink, platform_label, slack_error_code
 
@@ -392,36 +393,23 @@ def _context(text: str) -> dict:
 
 def render_chart(digest: Digest) -> bytes:
     """A PNG: received and answered per hour over the day, and the 14-day response rate."""
-    from matplotlib.figure import (
-        Figure,  # the object API draws with Agg and keeps no global state
-    )
+    return draw(chart_data(digest))
 
-    figure = Figure(figsize=(10, 6.4), dpi=100)
-    hourly, trend = figure.subplots(2, 1, height_ratios=[3, 2])
-    figure.subplots_adjust(left=0.07, right=0.98, top=0.94, bottom=0.06, hspace=0.38)  # fixed margins: no layout engine to run
-    positions = list(range(24))
-    hourly.bar([p - 0.2 for p in positions], digest.received_per_hour, width=0.4, label="received", color="#8da0cb")
-    hourly.bar([p + 0.2 for p in positions], digest.answered_per_hour, width=0.4, label="answered", color="#1b9e77")
-    hourly.set_xticks(positions[::2], digest.hour_labels[::2], fontsize=8)
-    hourly.set_ylabel("mentions")
-    hourly.set_title(f"Mentions per hour, {digest.local_date:%a %d %b %Y} ({digest.timezone.key})", fontsize=11, loc="left")
-    hourly.set_ylim(0, max(digest.received_per_hour + digest.answered_per_hour + [1]) * 1.1)
-    hourly.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), ncols=2, frameon=False, fontsize=9)
-    hourly.yaxis.get_major_locator().set_params(integer=True)
-    labels = [label for label, _ in digest.trend]
-    rates = [rate * 100 if rate is not None else math.nan for _, rate in digest.trend]
-    trend.plot(range(len(rates)), rates, marker="o", color="#d95f02")
-    trend.set_xticks(range(len(labels)), labels, fontsize=8)
-    trend.set_ylim(0, 105)
-    trend.set_ylabel("response rate %")
-    trend.set_title(f"Response rate, last {TREND_DAYS} days", fontsize=11, loc="left")
-    trend.grid(axis="y", alpha=0.3)
-    for side in ("top", "right"):
-        hourly.spines[side].set_visible(False)
-        trend.spines[side].set_visible(False)
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", metadata={"Software": None})
-    return buffer.getvalue()
+
+def render_chart_in_child(digest: Digest) -> bytes:
+    """The same PNG drawn in a short-lived process: matplotlib is ~50 MB that the
+    worker would otherwise keep for the rest of its life, for a chart a day."""
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(1) as pool:
+        return pool.apply(draw, (chart_data(digest),))
+
+
+def chart_data(digest: Digest) -> ChartData:
+    return ChartData(
+        received_per_hour=digest.received_per_hour, answered_per_hour=digest.answered_per_hour,
+        hour_labels=digest.hour_labels, trend=digest.trend, local_date=digest.local_date,
+        timezone=digest.timezone.key, trend_days=TREND_DAYS,
+    )
 
 
 # -- sending ------------------------------------------------------------------------
@@ -458,7 +446,7 @@ def _upload_chart(services: Services, channel: str, digest: Digest) -> str | Non
     if client is None:
         return None
     try:
-        png = render_chart(digest)
+        png = render_chart_in_child(digest)
         response = client.files_upload_v2(
             channel=channel, file=png, filename=f"conversant-digest-{digest.local_date}.png",
             title=f"Conversant digest chart, {digest.local_date:%d %b %Y}",
