@@ -15,7 +15,15 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from bot import decision, outbox
-from bot.models import Burst, Conversation, DismissReason, State, audit, transition, utcnow
+from bot.models import (
+    Burst,
+    Conversation,
+    DismissReason,
+    State,
+    audit,
+    transition,
+    utcnow,
+)
 from bot.review import burst_card_for, card_for, refresh_burst
 from bot.services import Services
 from bot.slack.publish import CardPublishError

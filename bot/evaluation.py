@@ -59,9 +59,15 @@ from bot.config import Settings
 from bot.draft import load_prompts, make_draft, prompts_dir
 from bot.llm import Drafter, DraftUnavailable
 from bot.models import Conversation
-from bot.platforms.bluesky import grapheme_count
-from bot.platforms.mastodon import DEFAULT_MAX_CHARACTERS, DEFAULT_URL_CHARACTERS, MENTION_RE, URL_RE
-from bot.platforms.x_text import LIMIT as X_LIMIT, weighted_length
+from bot.platforms.mastodon import (
+    DEFAULT_MAX_CHARACTERS,
+    DEFAULT_URL_CHARACTERS,
+    MENTION_RE,
+    URL_RE,
+)
+from bot.platforms.x_text import LIMIT as X_LIMIT
+from bot.platforms.x_text import weighted_length
+from bot.text import grapheme_count
 
 CHECKS = ("within_limit", "policy", "addresses_author", "asks_back", "language", "no_hype")
 CHECK_LABELS = {

@@ -7,10 +7,10 @@ from sqlalchemy import select
 
 from bot.cards import CardFacts, ThreadSummary, burst_card, review_card
 from bot.models import Burst, Conversation
-from bot.platforms.bluesky import grapheme_count
 from bot.policy import ReplyRules
 from bot.services import Services
 from bot.slack.publish import CardPublishError
+from bot.text import grapheme_count
 
 log = logging.getLogger(__name__)
 

@@ -31,6 +31,7 @@ from sqlalchemy import select, update
 from bot import business_hours
 from bot.cards import escape, slack_time
 from bot.examples import quality_line
+from bot.jobs.chart import ChartData, draw
 from bot.jobs.nudges import human_duration, human_minutes
 from bot.models import (
     AppState,
@@ -42,7 +43,6 @@ from bot.models import (
     insert_state,
     utcnow,
 )
-from bot.jobs.chart import ChartData, draw
 from bot.services import Services
 from bot.slack.home import permalink, platform_label, slack_error_code
 

@@ -37,6 +37,7 @@ from bot.platforms.base import (
     Rejected,
     Unavailable,
 )
+from bot.text import grapheme_count
 
 log = logging.getLogger(__name__)
 
@@ -49,9 +50,6 @@ URL_RE = regex.compile(r"https?://[^\s<>\"'）)]+[^\s<>\"'）).,;:!?]")
 HANDLE_RE = regex.compile(r"(?<![\w@])@([a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)+)")
 CREDENTIALS_HINT = "check BLUESKY_HANDLE and BLUESKY_APP_PASSWORD (create an app password in Bluesky: Settings → Privacy and security → App passwords)"
 
-
-def grapheme_count(text: str) -> int:
-    return len(regex.findall(r"\X", text))
 
 
 def parse_time(value: str) -> datetime:

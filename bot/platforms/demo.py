@@ -10,7 +10,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from bot.platforms.base import FetchResult, Mention, MentionGone, PostedReply
-from bot.platforms.bluesky import grapheme_count
+from bot.text import grapheme_count
 
 
 class DemoPlatform:
