@@ -32,11 +32,17 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("run", help="Socket Mode plus the scheduler, in one process")
     commands.add_parser("doctor", help="check configuration, database, Slack, the model and each platform")
     commands.add_parser("demo", help="the offline demo: no credentials, no network")
-    evaluate = commands.add_parser("eval", help="run the drafter over a file of mentions and check every draft")
-    evaluate.add_argument("file", help="a JSON file of mentions, e.g. bot/demo/eval_mentions.json")
-    evaluate.add_argument("--judge", action="store_true", help="also score each draft with a judge model (rubric: prompts/judge.md)")
+    evaluate = commands.add_parser("eval", help="check the drafter: replay real customer-care conversations, or draft a file of mentions")
+    evaluate.add_argument("file", nargs="?", help="a JSON file of mentions (e.g. bot/demo/eval_mentions.json) or of "
+                          "conversations; default: the customer-care conversations shipped with Conversant")
+    evaluate.add_argument("--judge", action="store_true", help="also ask a judge model: a 1-5 score per criterion for mentions "
+                          "(prompts/judge.md), which reply the customer would rather get for conversations (prompts/preference.md)")
     evaluate.add_argument("--judge-model", help="the judge model (default: OPENAI_MODEL)")
     evaluate.add_argument("--json", action="store_true", help="print the report as JSON")
+    evaluate.add_argument("--limit", type=int, help="conversations: replay only the first N of the seeded sample")
+    evaluate.add_argument("--brands", help="conversations: only these support accounts, comma-separated (e.g. AdobeCare,HPSupport)")
+    evaluate.add_argument("--seed", type=int, help="conversations: the seed of the sample's order (default 11)")
+    evaluate.add_argument("--output", help="conversations: also write the JSON report to this file")
     return parser
 
 
@@ -197,10 +203,17 @@ def cmd_eval(settings: Settings, args) -> int:
     import json
 
     from bot.evaluation import EvalFileError, format_table, load_file, run_eval
+    from bot.evaluation.replay import is_conversations_file, run_command
 
     if not settings.model_configured:
         print("conversant eval: no model is configured: set OPENAI_API_KEY (OpenAI) or OPENAI_BASE_URL "
               "(any OpenAI-compatible server, e.g. Ollama), and OPENAI_MODEL", file=sys.stderr)
+        return 2
+    if args.file is None or is_conversations_file(args.file):
+        return run_command(settings, args)
+    if args.limit or args.brands or args.seed is not None or args.output:
+        print("conversant eval: --limit, --brands, --seed and --output apply to conversations, not to a file of mentions",
+              file=sys.stderr)
         return 2
     try:
         report = run_eval(settings, load_file(args.file), judge=args.judge, judge_model=args.judge_model)
