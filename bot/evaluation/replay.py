@@ -58,7 +58,7 @@ from rapidfuzz import fuzz, utils
 from bot import policy
 from bot.config import Settings
 from bot.context import DraftContext, Turn
-from bot.draft import load_prompts, make_draft, prompts_dir
+from bot.draft import Prompts, load_prompts, make_draft, prompts_dir
 from bot.evaluation import LINKS, PLATFORMS, EvalFileError, asks_back, detect_language
 from bot.llm import Drafter, DraftUnavailable
 from bot.models import Conversation
@@ -264,10 +264,15 @@ def run_replay(settings: Settings, conversations: list[tuple[int, SampleConversa
     judge_model = (judge_model or settings.openai_model) if judge else None
     preference = load_preference_prompt(settings) if judge else None
     progress = progress or Progress(len(cases))
+    per_brand = {}  # prompts read once, before any draft: editing them mid-run changes nothing
+    for account in {case.account for case in cases}:
+        brand = brands.get(account) or Brand(account, ())
+        brand_settings = replace(settings, brand_name=brand.name, brand_allowed_domains=brand.domains)
+        per_brand[account] = (brand, brand_settings, load_prompts(brand_settings))
 
     def one(case: Case) -> ReplayResult:
-        brand = brands.get(case.account) or Brand(case.account, ())
-        result = _replay(drafter, replace(settings, brand_name=brand.name, brand_allowed_domains=brand.domains), brand, case)
+        brand, brand_settings, prompts = per_brand[case.account]
+        result = _replay(drafter, brand_settings, prompts, brand, case)
         if preference and result.draft:
             _prefer(drafter, preference.replace("{brand}", brand.name), judge_model, case, result)
         progress.done(result)
@@ -298,7 +303,7 @@ class Progress:
                   f"({result.seconds:.1f} s; {elapsed:.0f} s so far)", file=self.stream, flush=True)
 
 
-def _replay(drafter: Drafter, settings: Settings, brand: Brand, case: Case) -> ReplayResult:
+def _replay(drafter: Drafter, settings: Settings, prompts: Prompts, brand: Brand, case: Case) -> ReplayResult:
     rules = PLATFORMS[PLATFORM]
     agent = strip_handles(case.agent_reply)
     result = ReplayResult(id=case.id, account=case.account, brand=brand.name, turn=case.turn,
@@ -306,7 +311,7 @@ def _replay(drafter: Drafter, settings: Settings, brand: Brand, case: Case) -> R
                           expected_language=detect_language(case.conversation.text),
                           agent_length=rules.length(agent), agent_asks=asks_back(agent))
     started = time.monotonic()
-    outcome = make_draft(drafter, load_prompts(settings), case.conversation, platform_label=rules.label,
+    outcome = make_draft(drafter, prompts, case.conversation, platform_label=rules.label,
                          limit=rules.limit, context=case.context)
     result.seconds = round(time.monotonic() - started, 2)
     triage = outcome.triage
