@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone, tzinfo
 from typing import TYPE_CHECKING
 
+from rapidfuzz.distance import Levenshtein
 from sqlalchemy import (
     Boolean,
     ForeignKey,
@@ -378,26 +379,10 @@ def quality_between(session: Session, start: datetime, end: datetime, *, day: da
 def levenshtein(a: str, b: str) -> int:
     """Characters inserted, deleted or replaced to turn ``a`` into ``b``.
 
-    Edits are usually local, so the common prefix and suffix are cut first; what is
-    left is short enough (replies are bounded by the platform's limit) for the
-    textbook two-row dynamic programme, run once per posted reply.
+    rapidfuzz's bit-parallel Levenshtein (C++): linear-ish even for two long texts that
+    differ everywhere, where a pure-Python dynamic programme took ~28 s on 5,000 characters.
     """
-    start = 0
-    while start < min(len(a), len(b)) and a[start] == b[start]:
-        start += 1
-    end = 0
-    while end < min(len(a), len(b)) - start and a[-1 - end] == b[-1 - end]:
-        end += 1
-    a, b = a[start:len(a) - end], b[start:len(b) - end]
-    if len(a) < len(b):
-        a, b = b, a
-    previous = list(range(len(b) + 1))
-    for i, char_a in enumerate(a, 1):
-        current = [i]
-        for j, char_b in enumerate(b, 1):
-            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (char_a != char_b)))
-        previous = current
-    return previous[-1]
+    return Levenshtein.distance(a, b)
 
 
 # ---- vectors -------------------------------------------------------------------

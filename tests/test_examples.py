@@ -217,3 +217,11 @@ def test_the_prompt_section_is_delimited_json_with_the_rewritten_draft():
                                 "draft_the_team_rewrote": "Oops", "reply_the_team_sent": "Sorry!"}
     assert examples.prompt_section([]) == ""
     assert math.isfinite(examples.unit([0.0, 0.0])[0])
+
+
+def test_levenshtein_of_two_long_texts_that_differ_everywhere():
+    # Two 5,000-character replies with no common prefix or suffix: a quadratic distance
+    # here held a worker of the after-ack pool for half a minute.
+    a, b = "ab" * 2500, "ba" * 2500
+    assert levenshtein(a, b) == 2
+    assert levenshtein("x" * 5000, "y" * 5000) == 5000

@@ -256,7 +256,8 @@ CJK_160 = ("故人西辞黄鹤楼，烟花三月下扬州。孤帆远影碧空�
     ("你好，世界", 10),  # CJK weighs 2, full-width punctuation too
     ("Thanks 🙏", 9),
     ("👨\u200d👩\u200d👧\u200d👦 🇯🇵 #\ufe0f\u20e3", 8),  # a ZWJ family, a flag, a keycap: 2 each
-    ("Read https://brand.example/help/articles/12345-export?utm_source=x", 28),
+    ("Read https://brand.com/help/articles/12345-export?utm_source=x", 28),
+    ("Read https://brand.example/help", 31),  # .example is no TLD twitter-text knows: no link
     ("see acme.com/help.", 28),  # a bare domain is a URL too; the final period is not part of it
     ("node.js", 7),  # .js is no TLD
     # from twitter/twitter-text conformance/validate.yml, WeightedTweetsWithDiscountedEmojiCounterTest
@@ -278,7 +279,7 @@ def test_the_limit_is_280_weighted_characters(x):
     assert adapter.text_limit == 280
     assert adapter.text_length("x" * 280) == 280 and adapter.text_length("x" * 281) == 281
     assert adapter.text_length("あ" * 140) == 280 and adapter.text_length("あ" * 140 + "!") == 281
-    assert adapter.text_length("y" * 257 + " https://brand.example/a/very/long/path/indeed") == 281
+    assert adapter.text_length("y" * 257 + " https://brand.com/a/very/long/path/indeed") == 281
 
 
 # --- errors ----------------------------------------------------------------------------------
