@@ -8,10 +8,10 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+
+from bot import links
 
 MASS_PINGS = re.compile(r"(?<![\w])@(everyone|here|channel|all)\b|<!(everyone|here|channel)>", re.I)
-LINK = re.compile(r"\b(?:https?://|www\.)[^\s<>\"']+", re.I)
 MENTION = re.compile(r"(?<![\w@/])@([A-Za-z0-9_][\w.-]*(?:@[\w-]+(?:\.[\w-]+)+)?)")
 
 
@@ -22,6 +22,7 @@ class ReplyRules:
     length: Callable[[str], int]
     author_handle: str
     allowed_domains: tuple[str, ...]
+    platform: str | None = None  # which bare domains and Markdown become links (bot.links.find)
 
 
 def check(text: str, rules: ReplyRules) -> list[str]:
@@ -32,7 +33,12 @@ def check(text: str, rules: ReplyRules) -> list[str]:
     length = rules.length(text)
     if length > rules.limit:
         problems.append(f"Too long for {rules.platform_label}: {length}/{rules.limit} characters.")
-    for domain in sorted({d for d in link_domains(text) if not _allowed(d, rules.allowed_domains)}):
+    found = links.find(text, rules.platform)
+    for written in sorted({link.written for link in found if link.host is None}):
+        problems.append(f"Has a link that opens no web page on an allowed domain ({written[:80]}).")
+    allowed = {links.host_of(domain) for domain in rules.allowed_domains}
+    for domain in sorted({link.shown_host.removeprefix("www.") for link in found
+                          if link.host and not _allowed(link.host, allowed)}):
         problems.append(f"Links to {domain}, which is not in BRAND_ALLOWED_DOMAINS.")
     pings = sorted({(m.group(1) or m.group(2)).lower() for m in MASS_PINGS.finditer(text)})
     if pings:
@@ -44,18 +50,9 @@ def check(text: str, rules: ReplyRules) -> list[str]:
     return problems
 
 
-def link_domains(text: str) -> list[str]:
-    domains = []
-    for match in LINK.finditer(text):
-        url = match.group().rstrip(".,;:!?)")
-        host = urlsplit(url if "://" in url else "https://" + url).hostname or ""
-        domains.append(host.lower().removeprefix("www."))
-    return domains
-
-
 def mentions(text: str) -> list[str]:
     return [m.group(1).rstrip(".").lower() for m in MENTION.finditer(text)]
 
 
-def _allowed(domain: str, allowed: tuple[str, ...]) -> bool:
+def _allowed(domain: str, allowed: set[str]) -> bool:
     return any(domain == a or domain.endswith("." + a) for a in allowed)

@@ -25,6 +25,7 @@ def reply_rules(services: Services, conversation: Conversation) -> ReplyRules:
         length=platform.text_length if platform else grapheme_count,
         author_handle=conversation.author_handle,
         allowed_domains=services.settings.brand_allowed_domains,
+        platform=conversation.platform,
     )
 
 

@@ -26,6 +26,7 @@ from atproto_client.exceptions import (
 )
 from atproto_client.request import Request
 
+from bot import links
 from bot.platforms.base import (
     AuthFailed,
     FetchResult,
@@ -46,7 +47,6 @@ PAGE_SIZE = 50
 MAX_PAGES = 40  # 2,000 items a poll; older backlog waits for the next poll
 SEEN_AFTER = timedelta(milliseconds=1)  # the AppView counts as read only what is strictly older than seenAt
 OVERLAP = timedelta(minutes=10)  # how far behind the watermark each poll re-reads
-URL_RE = regex.compile(r"https?://[^\s<>\"'）)]+[^\s<>\"'）).,;:!?]")
 HANDLE_RE = regex.compile(r"(?<![\w@])@([a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)+)")
 CREDENTIALS_HINT = "check BLUESKY_HANDLE and BLUESKY_APP_PASSWORD (create an app password in Bluesky: Settings → Privacy and security → App passwords)"
 
@@ -285,8 +285,9 @@ class BlueskyPlatform:
     def _facets(self, text: str) -> list:
         """Link and mention facets with UTF-8 byte offsets, as the Bluesky app makes them."""
         facets = []
-        for match in URL_RE.finditer(text):
-            facets.append(_facet(text, match.span(), models.AppBskyRichtextFacet.Link(uri=match.group())))
+        for link in links.written_links(text):  # the very links the policy checked, by host
+            if link.href and link.href.startswith(("https://", "http://")):
+                facets.append(_facet(text, (link.start, link.end), models.AppBskyRichtextFacet.Link(uri=link.href)))
         for match in HANDLE_RE.finditer(text):
             handle = match.group(1).lower()
             try:
