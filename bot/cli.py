@@ -169,7 +169,11 @@ def cmd_worker(settings: Settings, args) -> int:
     paused = _paused(services)
     if paused:
         log.warning("Conversant is %s: no polling and no nudges until it is resumed", paused)
-    build_scheduler(services, blocking=True).start()
+    streams = _start_streams(services)
+    try:
+        build_scheduler(services, blocking=True).start()
+    finally:
+        streams.stop()
     return 0
 
 
@@ -185,12 +189,21 @@ def cmd_run(settings: Settings, args) -> int:
     _stop_on_sigterm()
     scheduler = build_scheduler(services, blocking=False)
     scheduler.start()
+    streams = _start_streams(services)
     log.info("connected over Socket Mode; polling every %ds", settings.poll_interval_seconds)
     try:
         SocketModeHandler(build_app(services, socket_mode=True), settings.slack_app_token).start()
     finally:
+        streams.stop()
         scheduler.shutdown(wait=False)
     return 0
+
+
+def _start_streams(services):
+    """Bluesky and Mastodon mentions pushed as they are posted (BLUESKY_STREAM, MASTODON_STREAM)."""
+    from bot.streaming import start_streams
+
+    return start_streams(services)
 
 
 def cmd_doctor(settings: Settings, args) -> int:

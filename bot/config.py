@@ -53,6 +53,10 @@ class Settings:
     bluesky_handle: str | None = None
     bluesky_app_password: str | None = None
     bluesky_pds_url: str = "https://bsky.social"
+    bluesky_stream: str = "jetstream"  # jetstream | firehose | off: how Bluesky mentions are pushed (polling goes on)
+    bluesky_jetstream_url: str = "wss://jetstream2.us-east.bsky.network/subscribe"
+    bluesky_firehose_url: str = "wss://bsky.network"  # com.atproto.sync.subscribeRepos of a relay or a PDS
+    mastodon_stream: bool = True  # the user notification stream (polling goes on)
     mastodon_api_base_url: str | None = None
     mastodon_access_token: str | None = None
     x_bearer_token: str | None = None
@@ -136,6 +140,10 @@ def load_settings(environ: dict[str, str] | None = None, dotenv_path: str | Path
         bluesky_handle=get("BLUESKY_HANDLE", "").lstrip("@") or None,
         bluesky_app_password=get("BLUESKY_APP_PASSWORD"),
         bluesky_pds_url=_url(env, "BLUESKY_PDS_URL", Settings.bluesky_pds_url),
+        bluesky_stream=_choice(env, "BLUESKY_STREAM", "jetstream", ("JETSTREAM", "FIREHOSE", "OFF")).lower(),
+        bluesky_jetstream_url=_ws_url(env, "BLUESKY_JETSTREAM_URL", Settings.bluesky_jetstream_url),
+        bluesky_firehose_url=_ws_url(env, "BLUESKY_FIREHOSE_URL", Settings.bluesky_firehose_url),
+        mastodon_stream=_choice(env, "MASTODON_STREAM", "ON", ("ON", "OFF")) == "ON",
         mastodon_api_base_url=_url(env, "MASTODON_API_BASE_URL", None),
         mastodon_access_token=get("MASTODON_ACCESS_TOKEN"),
         x_bearer_token=get("X_BEARER_TOKEN"),
@@ -184,6 +192,13 @@ def _url(env: dict, name: str, default: str | None, *, trailing_slash: bool = Fa
     if not re.match(r"^https?://[^\s/]+", value):
         raise ConfigError(f"{name} must be an http(s) URL, e.g. {default or 'https://example.com'}")
     return value.rstrip("/") + "/" if trailing_slash else value.rstrip("/")
+
+
+def _ws_url(env: dict, name: str, default: str) -> str:
+    value = env.get(name, default)
+    if not re.match(r"^wss?://[^\s/]+", value):
+        raise ConfigError(f"{name} must be a WebSocket URL, e.g. {default}")
+    return value.rstrip("/")
 
 
 def _channel(env: dict, name: str) -> str | None:

@@ -108,6 +108,7 @@ def env(database_url, slack, model, bluesky) -> dict[str, str]:
         "BLUESKY_HANDLE": "brand.test",
         "BLUESKY_APP_PASSWORD": "brand-app-password",
         "BLUESKY_PDS_URL": bluesky.base_url,
+        "BLUESKY_STREAM": "off",  # streaming tests turn it on with a fake Jetstream; never the real one
     }
 
 

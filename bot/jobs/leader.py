@@ -19,8 +19,9 @@ LOCK_KEY = 0x636F6E76  # "conv"
 
 
 class Leadership:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, key: int = LOCK_KEY) -> None:
         self.db = db
+        self.key = key  # the scheduler's; each stream has its own (bot/streaming.py)
         self._connection = None
 
     def held(self) -> bool:
@@ -31,8 +32,8 @@ class Leadership:
                 self._connection.execute(text("SELECT 1"))
                 return True
             connection = self.db.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
-            if connection.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": LOCK_KEY}).scalar():
-                log.info("this process now runs the scheduled jobs")
+            if connection.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": self.key}).scalar():
+                log.info("this process now holds lock %s (%s)", self.key, "the scheduled jobs" if self.key == LOCK_KEY else "a stream")
                 self._connection = connection
                 return True
             connection.close()

@@ -232,6 +232,44 @@ class BlueskyPlatform:
             created_at=min(parse_time(created), datetime.now(timezone.utc)),
         )
 
+    def mentions_from_posts(self, posts: list) -> list[Mention]:
+        """Posts a stream found (``(PostEvent, reason)`` pairs) as mentions, shaped as a poll shapes them.
+
+        The stream carries DIDs only: handles and names come from one getProfiles per 25 authors
+        (the AppView knows accounts long before it has indexed a brand-new post). An author it
+        cannot name keeps the DID as handle rather than holding the mention back.
+        """
+        profiles: dict[str, object] = {}
+        dids = sorted({post.author_did for post, _ in posts})
+        for start in range(0, len(dids), 25):
+            try:
+                page = self._call("read authors' profiles", lambda c: c.app.bsky.actor.get_profiles({"actors": dids[start:start + 25]}))
+                profiles.update((profile.did, profile) for profile in page.profiles)
+            except PlatformError as error:
+                log.info("bluesky: could not read profiles (%s); cards show DIDs", error)
+        mentions = []
+        for post, reason in posts:
+            record, profile = post.record, profiles.get(post.author_did)
+            handle = profile.handle if profile is not None else post.author_did
+            reply = record.get("reply") or {}
+            root = reply.get("root") if isinstance(reply.get("root"), dict) else {"uri": post.uri, "cid": post.cid}
+            parent_uri = (reply.get("parent") or {}).get("uri") if reply else None
+            try:
+                created = min(parse_time(record.get("createdAt") or ""), post.at)
+            except ValueError:
+                created = post.at
+            mentions.append(Mention(
+                platform=self.name, external_id=post.uri, thread_key=root["uri"],
+                thread_ref={"uri": post.uri, "cid": post.cid, "root": {"uri": root["uri"], "cid": root.get("cid")},
+                            "parent_uri": parent_uri, "author_handle": handle},
+                reason=reason, author_id=post.author_did, author_handle=handle,
+                author_name=getattr(profile, "display_name", None) or None,
+                text=record.get("text") if isinstance(record.get("text"), str) else "",
+                url=post_url(handle, post.uri), created_at=created,
+            ))
+        self._attach_parent_texts(mentions)
+        return mentions
+
     def _attach_parent_texts(self, mentions: list[Mention]) -> None:
         """Fill in the post each reply answers, so the card and the prompt can show it."""
         wanted = sorted({m.thread_ref["parent_uri"] for m in mentions if m.thread_ref.get("parent_uri")})

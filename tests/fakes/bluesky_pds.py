@@ -247,6 +247,7 @@ _ROUTES: dict[str, tuple[str, str, str]] = {
     "com.atproto.repo.deleteRecord": ("POST", "_delete_record", "access"),
     "com.atproto.repo.getRecord": ("GET", "_get_record", "none"),
     "app.bsky.actor.getProfile": ("GET", "_get_profile", "access"),
+    "app.bsky.actor.getProfiles": ("GET", "_get_profiles", "access"),
     "app.bsky.notification.listNotifications": ("GET", "_list_notifications", "access"),
     "app.bsky.notification.getUnreadCount": ("GET", "_get_unread_count", "access"),
     "app.bsky.notification.updateSeen": ("POST", "_update_seen", "access"),
@@ -273,6 +274,7 @@ class FakeBluesky(FakeServer):
         self._delays: dict[str, float] = {}
         self._clock = _Clock()
         self._tids = _Tids()
+        self.on_record: list = []  # callables given each new Record (a stream fake follows the repo writes)
         super().__init__()  # starts serving, so state must exist first
 
     # --- test-side API ------------------------------------------------------------------
@@ -481,6 +483,8 @@ class FakeBluesky(FakeServer):
                         value=value, indexed_at=indexed_at, sort_at=min(indexed_at, created_at),
                         via_api=via_api)
         self.records[record.uri] = record
+        for listener in self.on_record:
+            listener(record)
         for recipient, reason, subject in self._notifications_for(record):
             self.notifications.append(
                 Notification(recipient, record.uri, did, reason, record.sort_at, subject))
@@ -737,6 +741,13 @@ class FakeBluesky(FakeServer):
         if account is None:
             raise XrpcError(400, message="Profile not found")
         return self._profile_detailed(account.did)
+
+    def _get_profiles(self, request: Request, viewer: str) -> dict:
+        actors = request.query.get("actors", [])
+        if len(actors) > 25:
+            raise XrpcError(400, message=f"array too big (maximum 25, got {len(actors)}) at $.actors")
+        found = [self._actor(actor) for actor in actors]
+        return {"profiles": [self._profile_detailed(account.did) for account in found if account]}
 
     def _list_notifications(self, request: Request, viewer: str) -> dict:
         """One page, newest first; the cursor is the last item's sortAt (next page: older)."""
