@@ -147,7 +147,8 @@ class StreamRunner:
         self.platform = services.platforms[stream.platform]
         self.feed = feed_name(stream)
         self.on_new = on_new or (lambda: None)
-        self.leadership = leadership or Leadership(services.db, key=stream_lock_key(stream))
+        self.leadership = leadership or Leadership(services.db, key=stream_lock_key(stream),
+                                                    what=f"consumes the {stream.platform} {stream.source} stream")
         self.backoff = backoff
         self.state = StreamState(source=stream.source)
         self.stored = 0  # mentions this runner stored (stream and gap polls)
@@ -221,6 +222,8 @@ class StreamRunner:
                 save_cursors(session, self.platform.name, {self.feed: batch.cursor})
         if self._failures or self.state.state != "streaming":
             self._recovered()
+        if batch.gap:
+            self._poll_gap()
         if batch.newest_at:
             self.state.newest_at = batch.newest_at.isoformat()
         self.stored += new

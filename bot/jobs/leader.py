@@ -19,9 +19,9 @@ LOCK_KEY = 0x636F6E76  # "conv"
 
 
 class Leadership:
-    def __init__(self, db: Database, key: int = LOCK_KEY) -> None:
+    def __init__(self, db: Database, key: int = LOCK_KEY, what: str = "runs the scheduled jobs") -> None:
         self.db = db
-        self.key = key  # the scheduler's; each stream has its own (bot/streaming.py)
+        self.key, self.what = key, what  # each stream has a lock of its own (bot/streaming.py)
         self._connection = None
 
     def held(self) -> bool:
@@ -33,7 +33,7 @@ class Leadership:
                 return True
             connection = self.db.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
             if connection.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": self.key}).scalar():
-                log.info("this process now holds lock %s (%s)", self.key, "the scheduled jobs" if self.key == LOCK_KEY else "a stream")
+                log.info("this process now %s", self.what)
                 self._connection = connection
                 return True
             connection.close()

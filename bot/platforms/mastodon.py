@@ -209,6 +209,20 @@ class MastodonPlatform:
         result.mentions = self._with_threads(result.mentions)
         return result
 
+    def mentions_from_notifications(self, notifications: list) -> list[Mention]:
+        """Notifications a stream pushed or a backfill read, as mentions shaped as a poll shapes them."""
+        me_id = str(self._account().id)
+        mentions = []
+        for item in notifications:
+            if item.type == "mention" and item.status is not None and str(item.status.account.id) != me_id:
+                to_brand = str(item.status.in_reply_to_account_id or "") == me_id
+                mentions.append(self._mention(item.status, reason="reply" if to_brand else "mention"))
+        return self._with_threads(mentions)
+
+    def notifications_after(self, min_id: str) -> tuple[list, dict]:
+        """Mention notifications newer than ``min_id``, oldest first, and the cursor after them."""
+        return self._notifications_after(min_id)
+
     def _read_notifications(self, cursor: dict | None, since: datetime) -> tuple[list, dict | None]:
         if cursor and cursor.get("min_id"):
             return self._notifications_after(cursor["min_id"])

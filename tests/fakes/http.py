@@ -33,6 +33,7 @@ class Response:
     status: int = 200
     body: bytes | str | dict | list | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    stream: object = None  # an iterator of bytes: sent as they come, until it ends (server-sent events)
 
     def encoded(self) -> tuple[bytes, str]:
         if isinstance(self.body, (dict, list)):
@@ -78,6 +79,8 @@ class FakeServer:
                 with fake._lock:
                     fake.requests.append(request)
                 response = fake.handle(request)
+                if response.stream is not None:
+                    return self._stream(response)
                 payload, content_type = response.encoded()
                 self.send_response(response.status)
                 headers = {"Content-Type": content_type, **response.headers}
@@ -86,6 +89,21 @@ class FakeServer:
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
                 self.wfile.write(payload)
+
+            def _stream(self, response: Response) -> None:
+                """No Content-Length: the body runs until the connection closes, as a streaming server's does."""
+                self.send_response(response.status)
+                for name, value in {"Content-Type": "text/event-stream", **response.headers}.items():
+                    self.send_header(name, value)
+                self.send_header("Connection", "close")
+                self.end_headers()
+                self.close_connection = True
+                try:
+                    for chunk in response.stream:
+                        self.wfile.write(chunk)
+                        self.wfile.flush()
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
 
             do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _serve
 

@@ -10,6 +10,7 @@ live). ``follow(bluesky)`` turns each write of the Bluesky fake into a commit ev
 from __future__ import annotations
 
 import json
+import logging
 import queue
 import threading
 import time
@@ -21,6 +22,11 @@ from websockets.http11 import Response
 from websockets.sync.server import serve
 
 
+_QUIET = logging.getLogger("tests.fakes.jetstream")
+_QUIET.addHandler(logging.NullHandler())
+_QUIET.propagate = False  # its thread outlives pytest's captured streams
+
+
 class FakeJetstream:
     def __init__(self) -> None:
         self.events: list[dict] = []
@@ -29,7 +35,7 @@ class FakeJetstream:
         self._lock = threading.Lock()
         self._clients: list[tuple[queue.Queue, dict]] = []
         self._last_us = 0
-        self._server = serve(self._serve, "127.0.0.1", 0, process_request=self._admit, compression=None)
+        self._server = serve(self._serve, "127.0.0.1", 0, process_request=self._admit, compression=None, logger=_QUIET)
         self.port = self._server.socket.getsockname()[1]
         self.url = f"ws://127.0.0.1:{self.port}/subscribe"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -39,7 +39,7 @@ class StreamBatch:
     cursor: dict  # the stream's own position; always holds "at" (ISO time of the newest event read)
     newest_at: datetime | None = None
     posts_read: int = 0  # how many posts the stream looked at for this batch
-    extra: dict = field(default_factory=dict)
+    gap: bool = False  # the server could not replay from our cursor: one polling pass fills the gap
 
 
 Deliver = Callable[[StreamBatch], None]

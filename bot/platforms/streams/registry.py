@@ -17,4 +17,9 @@ def enabled_streams(settings: Settings, platforms: dict) -> list[MentionStream]:
 
         streams.append(JetstreamStream(bluesky, settings.bluesky_jetstream_url, keywords=settings.brand_keywords,
                                        domains=settings.brand_allowed_domains))
+    mastodon = platforms.get("mastodon")
+    if mastodon is not None and settings.mastodon_stream:
+        from bot.platforms.streams.mastodon import MastodonStream
+
+        streams.append(MastodonStream(mastodon))
     return streams
