@@ -7,9 +7,11 @@ clear reason, and fails in CI, where it must never be skipped.
 from __future__ import annotations
 
 import os
+import shutil
 import threading
 import time
 from contextlib import contextmanager
+from pathlib import Path
 from socketserver import ThreadingMixIn
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
@@ -25,11 +27,33 @@ from tests.fakes.openai_api import FakeOpenAI
 from tests.fakes.slack_api import FakeSlack
 
 PG_ENV = "CONVERSANT_TEST_POSTGRES_URL"
+
+# Every client in the tests speaks plain HTTP to 127.0.0.1, yet httpx (under openai and atproto)
+# loads a whole CA bundle (SSL_CERT_FILE, else certifi's) into each new client's TLS context:
+# ~0.05-0.1 s of CPU, twice per test. With only SSL_CERT_DIR, OpenSSL reads a certificate when a
+# TLS handshake needs one, which no test makes. (Test process only; production is unchanged.)
+if os.path.isdir("/etc/ssl/certs"):
+    os.environ.pop("SSL_CERT_FILE", None)
+    os.environ["SSL_CERT_DIR"] = "/etc/ssl/certs"
 SIGNING_SECRET = "test-signing-secret-0123456789"
 
 
 def _worker_suffix() -> str:
     return os.environ.get("PYTEST_XDIST_WORKER", "main")
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory) -> Path:
+    """One SQLite database migrated once per test process; each test gets a copy of the file."""
+    path = tmp_path_factory.mktemp("template") / "conversant.db"
+    url = f"sqlite:///{path}"
+    migrate(url)
+    engine = create_engine(url)
+    with engine.connect() as conn:  # fold the WAL into the file, so copying the file copies everything
+        conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        conn.exec_driver_sql("PRAGMA journal_mode=DELETE")
+    engine.dispose()
+    return path
 
 
 @pytest.fixture(scope="session")
@@ -46,26 +70,29 @@ def postgres_url():
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     url = base.rsplit("/", 1)[0] + "/" + name
-    migrate(url)
-    yield url
+    migrate(url)  # once per process; each test then starts from empty tables (TRUNCATE)
+    engine = create_engine(normalise_url(url))
+    yield url, engine
+    engine.dispose()
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     admin.dispose()
 
 
+TABLES = ", ".join(t.name for t in Base.metadata.sorted_tables)
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request, tmp_path) -> str:
-    """Each test that uses it runs twice: on a fresh SQLite file and on PostgreSQL."""
+    """Each test that uses it runs twice: on a fresh SQLite file and on PostgreSQL, both migrated
+    once per test process (Alembic is not run per test)."""
     if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'conversant.db'}"
-        migrate(url)
-        return url
-    url = request.getfixturevalue("postgres_url")
-    engine = create_engine(normalise_url(url))
+        path = tmp_path / "conversant.db"
+        shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
+        return f"sqlite:///{path}"
+    url, engine = request.getfixturevalue("postgres_url")
     with engine.begin() as conn:
-        tables = ", ".join(t.name for t in Base.metadata.sorted_tables)
-        conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
-    engine.dispose()
+        conn.execute(text(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE"))
     return url
 
 
