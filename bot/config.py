@@ -140,7 +140,7 @@ def load_settings(environ: dict[str, str] | None = None, dotenv_path: str | Path
         bluesky_handle=get("BLUESKY_HANDLE", "").lstrip("@") or None,
         bluesky_app_password=get("BLUESKY_APP_PASSWORD"),
         bluesky_pds_url=_url(env, "BLUESKY_PDS_URL", Settings.bluesky_pds_url),
-        bluesky_stream=_choice(env, "BLUESKY_STREAM", "jetstream", ("JETSTREAM", "OFF")).lower(),
+        bluesky_stream=_choice(env, "BLUESKY_STREAM", "jetstream", ("JETSTREAM", "FIREHOSE", "OFF")).lower(),
         bluesky_jetstream_url=_ws_url(env, "BLUESKY_JETSTREAM_URL", Settings.bluesky_jetstream_url),
         bluesky_firehose_url=_ws_url(env, "BLUESKY_FIREHOSE_URL", Settings.bluesky_firehose_url),
         mastodon_stream=_choice(env, "MASTODON_STREAM", "ON", ("ON", "OFF")) == "ON",

@@ -15,6 +15,7 @@ from bot.cards import ActionId
 from bot.ingest import load_cursors, save_cursors
 from bot.models import Conversation, State, utcnow
 from bot.pipeline import STALE_CLAIM, poll_once
+from bot.platforms.base import MentionGone
 from bot.platforms.streams.jetstream import REWIND_US
 from bot.platforms.streams.registry import enabled_streams
 from bot.streaming import Carder, StreamRunner, read_states
@@ -251,3 +252,15 @@ def test_the_worker_streams_and_a_worker_killed_mid_flow_neither_misses_nor_repe
     for text in ("streamed to a worker", "killed mid flow", "while the worker is down"):
         assert len(cards(slack, text)) == 1, output
     assert env["SLACK_BOT_TOKEN"] not in output
+
+
+def test_a_streamed_post_the_appview_has_not_indexed_yet_is_not_taken_for_deleted(services, bluesky):
+    platform = services.platforms["bluesky"]
+    uri = bluesky.post("alice.test", "@brand.test streamed before the AppView indexed it")
+    bluesky.fail_next("app.bsky.feed.getPostThread", status=400, error="NotFound", message="Post not found: " + uri)
+    assert platform.find_brand_reply({"uri": uri}) is None  # the repo has it: drafted, not skipped as deleted
+
+    bluesky.delete(uri)
+    bluesky.fail_next("app.bsky.feed.getPostThread", status=400, error="NotFound", message="Post not found: " + uri)
+    with pytest.raises(MentionGone):
+        platform.find_brand_reply({"uri": uri})

@@ -287,17 +287,33 @@ class BlueskyPlatform:
                 mentions[index] = replace(mention, parent_text=parent)
 
     def find_brand_reply(self, thread_ref: dict) -> PostedReply | None:
-        response = self._call(
-            "read the thread", lambda c: c.get_post_thread(thread_ref["uri"], depth=1, parent_height=0)
-        )
-        thread = response.thread
-        if not hasattr(thread, "post"):  # notFoundPost or blockedPost
-            raise MentionGone(self.name, "the Bluesky post was deleted or is no longer visible")
+        try:
+            response = self._call(
+                "read the thread", lambda c: c.get_post_thread(thread_ref["uri"], depth=1, parent_height=0)
+            )
+            thread = response.thread
+            if not hasattr(thread, "post"):  # notFoundPost or blockedPost
+                raise MentionGone(self.name, "the Bluesky post was deleted or is no longer visible")
+        except MentionGone:
+            if _just_posted(thread_ref["uri"]) and self._record_exists(thread_ref["uri"]):
+                return None  # streamed before the AppView indexed it: neither gone nor answered yet
+            raise
         for reply in thread.replies or []:
             post = getattr(reply, "post", None)
             if post is not None and post.author.did == self.did:
                 return PostedReply(external_id=post.uri, url=post_url(post.author.handle, post.uri))
         return None
+
+    def _record_exists(self, uri: str) -> bool:
+        """Ask the repo itself (the AppView may lag behind a stream); True when it cannot tell."""
+        repo, collection, rkey = uri.removeprefix("at://").split("/", 2)
+        try:
+            self._call("read the post", lambda c: c.com.atproto.repo.get_record({"repo": repo, "collection": collection, "rkey": rkey}))
+        except MentionGone:
+            return False
+        except PlatformError:
+            return True
+        return True
 
     # -- writing ---------------------------------------------------------------
 
@@ -342,6 +358,22 @@ def _facet(text: str, span: tuple[int, int], feature) -> models.AppBskyRichtextF
     return models.AppBskyRichtextFacet.Main(
         index=models.AppBskyRichtextFacet.ByteSlice(byte_start=start, byte_end=end), features=[feature]
     )
+
+
+TID_CHARS = "234567abcdefghijklmnopqrstuvwxyz"
+INDEXING_GRACE = timedelta(minutes=5)
+
+
+def _just_posted(uri: str) -> bool:
+    """Whether the post's record key, a TID (microseconds since the epoch), says it is minutes old."""
+    rkey = uri.rsplit("/", 1)[-1]
+    if len(rkey) != 13 or any(char not in TID_CHARS for char in rkey):
+        return False
+    value = 0
+    for char in rkey:
+        value = value * 32 + TID_CHARS.index(char)
+    posted = datetime.fromtimestamp((value >> 10) / 1_000_000, timezone.utc)
+    return datetime.now(timezone.utc) - posted < INDEXING_GRACE
 
 
 @dataclass

@@ -17,6 +17,11 @@ def enabled_streams(settings: Settings, platforms: dict) -> list[MentionStream]:
 
         streams.append(JetstreamStream(bluesky, settings.bluesky_jetstream_url, keywords=settings.brand_keywords,
                                        domains=settings.brand_allowed_domains))
+    elif bluesky is not None and settings.bluesky_stream == "firehose":
+        from bot.platforms.streams.firehose import FirehoseStream
+
+        streams.append(FirehoseStream(bluesky, settings.bluesky_firehose_url, keywords=settings.brand_keywords,
+                                      domains=settings.brand_allowed_domains))
     mastodon = platforms.get("mastodon")
     if mastodon is not None and settings.mastodon_stream:
         from bot.platforms.streams.mastodon import MastodonStream
