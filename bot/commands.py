@@ -125,13 +125,17 @@ def status_text(services: Services) -> str:
         f"*{waiting}* waiting for review, *{in_progress}* being drafted, "
         f"*{counts.get(State.REPLIED.value, 0)}* replied, *{counts.get(State.DISMISSED.value, 0)}* dismissed in total."
     )
+    from bot.streaming import ingest_lines
+
     by_name = {s.platform: s for s in statuses}
+    arrive = ingest_lines(services, utcnow())
     for name, platform in services.platforms.items():
         status = by_name.get(name)
         if status is None:
-            lines.append(f"• {platform.label}: not polled yet")
+            line = f"• {platform.label}: not polled yet"
         elif status.ok:
-            lines.append(f"• {platform.label}: working")
+            line = f"• {platform.label}: working"
         else:
-            lines.append(f"• {platform.label}: failing: {status.error}")
+            line = f"• {platform.label}: failing: {status.error}"
+        lines.append(f"{line} · {arrive[name]}")
     return "\n".join(lines)

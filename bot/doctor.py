@@ -45,10 +45,19 @@ def run_doctor(settings: Settings, out: Callable[[str], None] = print) -> int:
         report("platforms", _raise(str(error)))
     for platform in platforms.values():
         report(platform.label, platform.check_login)
+    _streams(settings, platforms, report)
     if not platforms:
         report("platforms", _missing("the credentials of at least one of Bluesky, Mastodon, X or Reddit"))
     out("All checks passed." if not failures else f"{failures} check(s) failed; fix them and run `conversant doctor` again.")
     return 1 if failures else 0
+
+
+def _streams(settings: Settings, platforms: dict, report) -> None:
+    """Each stream's endpoint answers (polling works without them, but mentions then wait for the cycle)."""
+    from bot.platforms.streams.registry import enabled_streams
+
+    for stream in enabled_streams(settings, platforms):
+        report(f"{platforms[stream.platform].label} stream ({stream.source})", stream.check)
 
 
 def _missing(name: str) -> Callable[[], str]:

@@ -38,7 +38,9 @@ log = logging.getLogger(__name__)
 
 BACKOFF = (1, 2, 5, 10, 30)  # seconds before each reconnect; the last repeats
 DOWN_NOTICE_AFTER = 3  # failed connects in a row before Slack hears about it (a blip is not news)
-STATUS_EVERY = 5.0  # seconds between two writes of the stream's state while it runs
+STATUS_EVERY = 5.0  # seconds between two writes of the stream's state while events arrive
+HEARTBEAT = 30.0  # and at least this often while it runs, so Home can tell a live consumer from a dead one
+STALE_STATE = timedelta(minutes=2)  # a state older than this was left by a consumer that is gone
 RECONNECTS_KEPT = timedelta(hours=1)
 
 
@@ -161,7 +163,13 @@ class StreamRunner:
 
     def start(self) -> "StreamRunner":
         self._thread.start()
+        threading.Thread(target=self._heartbeat, name=f"stream-{self.stream.source}-state", daemon=True).start()
         return self
+
+    def _heartbeat(self) -> None:
+        while not self._stop.wait(HEARTBEAT):
+            if self.state.state in ("streaming", "polling"):
+                self._write_state()
 
     def stop(self, timeout: float = 30) -> None:
         self._stop.set()
@@ -176,13 +184,14 @@ class StreamRunner:
         connected_once = False
         while not self._stop.is_set():
             if not self.leadership.held():
-                self._set_state("standby")
+                self.state.state = "standby"  # not saved: the process that holds the stream reports it
                 self._stop.wait(5)
                 continue
             try:
                 cursor = self._cursor()
                 if connected_once:
                     self.state.reconnects.append(utcnow().isoformat())
+                    self._write_state()
                 connected_once = True
                 self.stream.run(cursor, self._deliver, self._stop)
             except PlatformError as error:
@@ -204,11 +213,15 @@ class StreamRunner:
         return None
 
     def _poll_gap(self) -> None:
+        from bot.pipeline import record_platform_status
+
         try:
             report = ingest(self.services, self.platform)
         except PlatformError as error:
             log.warning("%s: the polling pass for the gap failed (%s); the poll cycle tries again", self.platform.name, error)
+            record_platform_status(self.services, self.platform.label, self.platform.name, error)
             return
+        record_platform_status(self.services, self.platform.label, self.platform.name, report.errors[0] if report.errors else None)
         self.gap_polls += 1
         self.stored += report.new
         if report.new:
@@ -281,6 +294,38 @@ class StreamRunner:
         except Exception as error:  # noqa: BLE001 - the state is for show; the stream goes on
             log.warning("could not save the stream's state (%s)", type(error).__name__)
         self._status_written = time.monotonic()
+
+
+def ingest_lines(services: Services, now: datetime) -> dict[str, str]:
+    """How each enabled platform's mentions arrive, for Home and `/conversant status`."""
+    from bot.platforms.streams.registry import stream_source
+
+    states = read_states(services)
+    interval = services.settings.poll_interval_seconds
+    lines = {}
+    for name in services.platforms:
+        source, state = stream_source(services.settings, name), states.get(name)
+        fresh = state is not None and state.updated_at and now - datetime.fromisoformat(state.updated_at) <= STALE_STATE
+        if source is None:
+            lines[name] = f"polling every {interval} s"
+        elif not fresh or state.source != source:
+            lines[name] = f"polling every {interval} s; no {source} consumer is running (`conversant worker` or `run` starts one)"
+        elif state.state == "streaming":
+            lag = state.lag_seconds(now)
+            lines[name] = (f"streaming ({source})" + (f", lag {_seconds(lag)}" if lag is not None else "")
+                           + f", {_reconnects(state.reconnects_last_hour(now))} in the last hour")
+        else:
+            lines[name] = (f"polling every {interval} s: the {source} stream is down ({state.error or 'connecting'}), "
+                           f"{_reconnects(state.reconnects_last_hour(now))} in the last hour")
+    return lines
+
+
+def _seconds(value: float) -> str:
+    return "under 1 s" if value < 1 else f"{value:.0f} s" if value < 120 else f"{value / 60:.0f} min"
+
+
+def _reconnects(count: int) -> str:
+    return "1 reconnect" if count == 1 else f"{count} reconnects"
 
 
 def stream_lock_key(stream: MentionStream) -> int:

@@ -130,8 +130,12 @@ def _configuration(services: Services, pause) -> str:
     s = services.settings
     platforms = ", ".join(p.label for p in services.platforms.values()) or "none enabled"
     oncall = mention_list(s.slack_oncall) or "nobody (set SLACK_ONCALL)"
+    from bot.streaming import ingest_lines
+
+    arrive = ingest_lines(services, utcnow())
     return "\n".join([
         f"• Platforms: {platforms}",
+        *(f"• {platform_label(name)}: {line}" for name, line in arrive.items()),
         f"• Review SLA: {human_minutes(s.review_sla_minutes)}; nudges at most every {human_minutes(s.nudge_repeat_minutes)}; escalation at 3× the SLA",
         f"• On call: {oncall}",
         f"• Business hours: {business_hours.describe(s.business_hours)} ({s.digest_timezone.key})",

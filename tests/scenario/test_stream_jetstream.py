@@ -1,6 +1,7 @@
 """Bluesky mentions pushed by Jetstream become cards at once; cursors make restarts and gaps lossless."""
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -264,3 +265,36 @@ def test_a_streamed_post_the_appview_has_not_indexed_yet_is_not_taken_for_delete
     bluesky.fail_next("app.bsky.feed.getPostThread", status=400, error="NotFound", message="Post not found: " + uri)
     with pytest.raises(MentionGone):
         platform.find_brand_reply({"uri": uri})
+
+
+def test_status_home_and_doctor_show_how_each_platform_is_read(streaming, jetstream, slack, model, bluesky, make_services):
+    from bot.commands import status_text
+    from bot.doctor import run_doctor
+    from bot.slack.home import home_view
+
+    model.reply_with(triage("Thanks!"))
+    services = make_services(BLUESKY_STREAM="jetstream", BLUESKY_JETSTREAM_URL=jetstream.url)
+    assert "polling every 60 s; no jetstream consumer is running" in status_text(services)
+    with streaming(services) as (services, runner):
+        eventually(lambda: jetstream.connected)
+        bluesky.post("alice.test", "@brand.test how is the stream?")
+        eventually(lambda: cards(slack, "how is the stream"))
+        runner._write_state()
+        status = status_text(services)
+        assert "• Bluesky: working · streaming (jetstream), lag" in status and "0 reconnects in the last hour" in status
+        home = json.dumps(home_view(services, now=utcnow()))
+        assert "Bluesky: streaming (jetstream), lag" in home
+
+        lines: list[str] = []
+        assert run_doctor(services.settings, out=lines.append) == 0
+        assert any(line.startswith("  ok    Bluesky stream (jetstream)") for line in lines)
+
+        jetstream.down = True
+        jetstream.drop_connections()
+        eventually(lambda: "the jetstream stream is down" in status_text(services) and "reconnect" in status_text(services))
+        assert "• Bluesky: working · polling every 60 s: the jetstream stream is down" in status_text(services)
+        assert " 0 reconnects" not in status_text(services)
+        lines = []
+        assert run_doctor(services.settings, out=lines.append) == 1
+        assert any(line.startswith("  FAIL  Bluesky stream (jetstream)") for line in lines)
+

@@ -129,3 +129,13 @@ def test_a_refused_stream_falls_back_to_polling_with_one_notice(streaming, masto
         eventually(lambda: read_states(services)["mastodon"].state == "streaming")
         mastodon.post("alice", "@brand back again")
         eventually(lambda: cards(slack, "back again"))
+
+
+def test_doctor_checks_the_streaming_api(make_services, mastodon):
+    from bot.doctor import run_doctor
+
+    services = make_services(BLUESKY_HANDLE="", BLUESKY_APP_PASSWORD="", MASTODON_API_BASE_URL=mastodon.base_url, MASTODON_ACCESS_TOKEN=TOKEN)
+    lines: list[str] = []
+    run_doctor(services.settings, out=lines.append)
+    assert any(line.startswith("  ok    Mastodon stream (mastodon): Mastodon streaming answers") for line in lines)
+    assert any(r.path == "/api/v1/streaming/health" for r in mastodon.requests)

@@ -28,3 +28,12 @@ def enabled_streams(settings: Settings, platforms: dict) -> list[MentionStream]:
 
         streams.append(MastodonStream(mastodon))
     return streams
+
+
+def stream_source(settings: Settings, platform: str) -> str | None:
+    """The source that pushes ``platform``'s mentions, or None when it is only polled."""
+    if platform == "bluesky" and settings.bluesky_stream != "off":
+        return settings.bluesky_stream
+    if platform == "mastodon" and settings.mastodon_stream:
+        return "mastodon"
+    return None
