@@ -1,7 +1,8 @@
 """`conversant web`: Slack's HTTP endpoint and a health check, served by gunicorn.
 
-Gunicorn's threaded workers serve requests; Bolt acks each click as soon as
-the listener calls ``ack()`` and finishes the slow part on its own threads.
+Gunicorn's asyncio worker reads each request within a deadline and a size bound
+(bot/slack/asgi.py), then a small thread pool runs it; Bolt acks each click as soon
+as the listener calls ``ack()`` and finishes the slow part on its own threads.
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from slack_bolt.adapter.wsgi import SlackRequestHandler
 from slack_sdk.signature import SignatureVerifier
 
 from bot.services import Services
+from bot.slack.asgi import WsgiBridge
 from bot.slack.app import build_app
 
 log = logging.getLogger(__name__)
@@ -72,12 +74,12 @@ def _health(services: Services, start_response):
 
 class GunicornServer(BaseApplication):
     def __init__(self, application, services: Services, *, port: int, workers: int, threads: int, log_level: str) -> None:
-        self.application = application
+        self.application = WsgiBridge(application, threads=threads)
         self.options = {
             "bind": f"0.0.0.0:{port}",
             "workers": workers,
-            "worker_class": "gthread",
-            "threads": threads,
+            # Requests are read on an event loop: a stalled client holds a socket, not a thread.
+            "worker_class": "bot.slack.asgi.Worker",
             "timeout": 60,
             "graceful_timeout": 20,
             "loglevel": log_level.lower(),
