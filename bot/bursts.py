@@ -15,6 +15,7 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from bot import decision, outbox
+from bot.db import one_at_a_time
 from bot.models import (
     Burst,
     Conversation,
@@ -33,6 +34,7 @@ log = logging.getLogger(__name__)
 MIN_MENTIONS = 5  # fewer than this are shown one by one
 WINDOW = timedelta(minutes=30)  # how close in time the mentions of one burst are
 SIMILARITY = 0.5  # Jaccard overlap of their words
+FORMING_LOCK = 0x636F6E62  # "conb": one process at a time forms bursts (PostgreSQL advisory lock)
 STOPWORDS = frozenset(
     "the and for you your are was were this that with have has had not but what when why how all any can our out "
     "just now get got its it's i'm from they them their there about been will would could should again still".split()
@@ -64,8 +66,13 @@ def form(services: Services) -> None:
     Runs before drafting, so the members of a burst never get cards of their
     own; a burst already on Slack takes in new similar mentions whatever their number.
     """
+    services.db.retry(lambda: _form(services), what="forming bursts")
+
+
+def _form(services: Services) -> None:
     since = utcnow() - WINDOW
     with services.db.session() as session:
+        one_at_a_time(session, FORMING_LOCK)  # two processes would each make a burst of the same mentions
         waiting = session.scalars(
             select(Conversation)
             .where(Conversation.state.in_(NOT_YET_CARDED), Conversation.burst_id.is_(None),

@@ -1,12 +1,37 @@
 """Engine and sessions for SQLite (one host) and PostgreSQL (many processes)."""
 from __future__ import annotations
 
-from collections.abc import Iterator
+import logging
+import random
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from importlib.resources import files
+from typing import TypeVar
 
 from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
+
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+# PostgreSQL aborts one of two transactions that wait on each other (deadlock_detected) or that
+# cannot be serialised (serialization_failure); running the loser again is the documented remedy.
+RETRYABLE_SQLSTATES = {"40P01", "40001"}
+ATTEMPTS = 5
+
+
+def is_retryable(error: BaseException) -> bool:
+    return isinstance(error, DBAPIError) and getattr(error.orig, "sqlstate", None) in RETRYABLE_SQLSTATES
+
+
+def one_at_a_time(session, key: int) -> None:
+    """Hold PostgreSQL advisory lock ``key`` until this transaction ends, so that processes
+    recomputing shared rows (bursts, turns) take turns instead of locking rows in different
+    orders. SQLite needs none: BEGIN IMMEDIATE already lets one writer in at a time."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
 
 
 def normalise_url(url: str) -> str:
@@ -66,6 +91,19 @@ class Database:
             raise
         finally:
             session.close()
+
+    def retry(self, work: Callable[[], T], *, what: str = "a transaction") -> T:
+        """Run ``work`` (which opens its own sessions) again when PostgreSQL aborts it for a
+        deadlock or a serialization failure; a short random pause lets the winner finish."""
+        for attempt in range(1, ATTEMPTS + 1):
+            try:
+                return work()
+            except DBAPIError as error:
+                if not is_retryable(error) or attempt == ATTEMPTS:
+                    raise
+                log.info("%s was aborted by the database (%s); trying again", what, error.orig.sqlstate)
+                time.sleep(random.uniform(0.02, 0.1) * attempt)
+        raise AssertionError("unreachable")
 
     def ping(self) -> None:
         with self.engine.connect() as conn:

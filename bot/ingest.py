@@ -35,10 +35,15 @@ def ingest(services: Services, platform: Platform) -> IngestReport:
     result = platform.fetch_mentions(cursors, first_run_since)
     report.fetched = len(result.mentions)
     report.errors = result.errors
-    with services.db.session() as session:
-        # Mentions and cursors commit together: a crash here repeats the fetch, never skips it.
-        report.new = insert_mentions(session, result.mentions)
-        save_cursors(session, platform.name, result.cursors)
+
+    def store() -> int:
+        with services.db.session() as session:
+            # Mentions and cursors commit together: a crash here repeats the fetch, never skips it.
+            new = insert_mentions(session, result.mentions)
+            save_cursors(session, platform.name, result.cursors)
+        return new
+
+    report.new = services.db.retry(store, what=f"storing {platform.name} mentions")
     log.info("%s: %d fetched, %d new", platform.name, report.fetched, report.new)
     return report
 
@@ -57,7 +62,8 @@ def save_cursors(session: Session, platform: str, cursors: dict[str, dict]) -> N
     statement = statement.on_conflict_do_update(
         index_elements=["platform", "feed"], set_={"value": statement.excluded.value, "updated_at": statement.excluded.updated_at}
     )
-    session.execute(statement, [{"platform": platform, "feed": feed, "value": value, "updated_at": now} for feed, value in cursors.items()])
+    # In one order (by feed), as every process writes them: rows locked in different orders deadlock.
+    session.execute(statement, [{"platform": platform, "feed": feed, "value": cursors[feed], "updated_at": now} for feed in sorted(cursors)])
 
 
 def insert_mentions(session: Session, mentions: list[Mention]) -> int:
@@ -94,7 +100,9 @@ def insert_mentions(session: Session, mentions: list[Mention]) -> int:
             "policy_problems": [],
             "post_attempts": 0,
         }
-        for m in fresh
+        # In one order, as every process inserts them: two pollers inserting the same burst in
+        # different orders wait on each other's unique-index entries (PostgreSQL: deadlock).
+        for m in sorted(fresh, key=lambda m: (m.platform, m.external_id))
     ]
     statement = _insert(session, Conversation).on_conflict_do_nothing(index_elements=["platform", "external_id"])
     result = session.execute(statement.returning(Conversation.id), rows)

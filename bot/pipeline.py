@@ -16,6 +16,7 @@ from sqlalchemy import case, select, update
 
 from bot import backlog, bursts, examples, outbox, policy
 from bot.context import gather as gather_context
+from bot.db import one_at_a_time
 from bot.draft import make_draft
 from bot.ingest import IngestReport, ingest
 from bot.models import (
@@ -39,6 +40,7 @@ BATCH = 100
 # second: the scheduler's next run is then due, and a run that finds the last one going is skipped.
 CYCLE_SHARE, CYCLE_END = 0.95, 0.98
 STALE_CLAIM = timedelta(minutes=10)  # a process that claimed work this long ago has died
+TURNS_LOCK = 0x636F6E74  # "cont": one process at a time links turns (PostgreSQL advisory lock)
 
 
 @dataclass
@@ -90,7 +92,7 @@ def poll_once(services: Services) -> CycleReport:
             continue
         report.ingested.append(result)
         record_platform_status(services, platform.label, platform.name, result.errors[0] if result.errors else None)
-    release_stale_claims(services)
+    services.db.retry(lambda: release_stale_claims(services), what="releasing stale claims")
     link_turns(services)
     bursts.form(services)
     draft_and_card(services, report, until=until, stop=stop)
@@ -169,8 +171,15 @@ def link_turns(services: Services) -> None:
     Drafts of earlier turns still waiting on Slack are then out of date: they
     cannot be approved as they stand, and the new turn's draft reads the whole thread.
     """
+    outdated = services.db.retry(lambda: _link_turns(services), what="linking turns")
+    for conversation_id in outdated:
+        refresh_card(services, conversation_id)
+
+
+def _link_turns(services: Services) -> list[int]:
     outdated: list[int] = []
     with services.db.session() as session:
+        one_at_a_time(session, TURNS_LOCK)
         unlinked = session.scalars(
             select(Conversation).where(Conversation.turn.is_(None)).order_by(Conversation.posted_at, Conversation.id)
         ).all()
@@ -191,8 +200,7 @@ def link_turns(services: Services) -> None:
                     turn.draft_stale = True
                     outdated.append(turn.id)
             session.flush()
-    for conversation_id in outdated:
-        refresh_card(services, conversation_id)
+    return outdated
 
 
 def _ids_in(services: Services, *states: State, limit: int = BATCH, solo: bool = False) -> list[int]:
