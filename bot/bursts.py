@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import or_, select, update
 
 from bot import decision, outbox
 from bot.db import one_at_a_time
@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 MIN_MENTIONS = 5  # fewer than this are shown one by one
 WINDOW = timedelta(minutes=30)  # how close in time the mentions of one burst are
 SIMILARITY = 0.5  # Jaccard overlap of their words
+POSTING = "posting:"  # Burst.slack_channel while one process posts its card
+CARD_CLAIM_SECONDS = 600  # a claim this old was left by a process that died
 FORMING_LOCK = 0x636F6E62  # "conb": one process at a time forms bursts (PostgreSQL advisory lock)
 STOPWORDS = frozenset(
     "the and for you your are was were this that with have has had not but what when why how all any can our out "
@@ -190,15 +192,39 @@ def post_cards(services: Services) -> int:
             card_members(services, burst, burst.slack_channel, burst.slack_ts)
             refresh_burst(services, burst_id)
             continue
+        if not _claim_card(services, burst_id):
+            continue  # another process is posting this burst's card
         try:
             channel, ts = services.publisher.post(burst_card_for(services, burst_id))
         except CardPublishError as error:
             log.error("burst %s: card not posted: %s", burst_id, error)
+            _release_card(services, burst_id)
             continue  # its members stay drafted and in the burst; next cycle tries again
         card_members(services, burst, channel, ts)
         refresh_burst(services, burst_id)  # now with the carded counts and buttons
         posted += 1
     return posted
+
+
+def _claim_card(services: Services, burst_id: int) -> bool:
+    """Only one process posts a burst's card: a conditional update marks it as being posted
+    (in ``slack_channel``, with the time, so a claim left by a dead process runs out)."""
+    now = int(utcnow().timestamp())
+    with services.db.session() as session:
+        claimed = session.execute(
+            update(Burst)
+            .where(Burst.id == burst_id, Burst.slack_ts.is_(None),
+                   or_(Burst.slack_channel.is_(None), Burst.slack_channel < f"{POSTING}{now - CARD_CLAIM_SECONDS}"))
+            .values(slack_channel=f"{POSTING}{now}")
+            .execution_options(synchronize_session=False)
+        )
+        return claimed.rowcount == 1
+
+
+def _release_card(services: Services, burst_id: int) -> None:
+    with services.db.session() as session:
+        session.execute(update(Burst).where(Burst.id == burst_id, Burst.slack_ts.is_(None)).values(slack_channel=None)
+                        .execution_options(synchronize_session=False))
 
 
 def card_members(services: Services, burst: Burst, channel: str, ts: str) -> int:

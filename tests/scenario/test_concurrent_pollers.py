@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 
 from bot.models import Burst, Conversation
 from tests.conftest import eventually
-from tests.test_bursts import PEOPLE, outage
+from tests.scenario.test_bursts import PEOPLE, outage
 
 POLLERS, WORKERS = 3, 2
 
