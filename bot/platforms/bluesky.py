@@ -26,7 +26,8 @@ from atproto_client.exceptions import (
 )
 from atproto_client.request import Request
 
-from bot import links
+from bot import deadline, links
+from bot.deadline import CALL_SECONDS, DeadlineExceeded
 from bot.platforms.base import (
     AuthFailed,
     FetchResult,
@@ -68,6 +69,7 @@ def post_url(handle: str, uri: str) -> str:
 class BlueskyPlatform:
     name = "bluesky"
     label = "Bluesky"
+    call_deadline = CALL_SECONDS  # one call, however the server trickles (bot/deadline.py)
     text_limit = 300
 
     def __init__(self, handle: str, app_password: str, pds_url: str, *, keywords: tuple[str, ...] = (), timeout: float = 20.0):
@@ -102,9 +104,12 @@ class BlueskyPlatform:
             return self._translate(what, lambda: action(self._session()))
 
     def _translate(self, what: str, action):
-        """Run one SDK call, turning its errors into our error tree."""
+        """Run one SDK call within ``call_deadline``, turning its errors into our error tree."""
         try:
-            return action()
+            return deadline.call(action, self.call_deadline, f"Bluesky: {what}")
+        except DeadlineExceeded:
+            raise Unavailable(self.name, f"Bluesky did not finish answering within {self.call_deadline:g} s while trying to {what}",
+                              hint="Conversant tries again on the next poll") from None
         except RateLimitExceededError as error:
             raise RateLimited(self.name, f"Bluesky rate limit reached while trying to {what}", retry_at=error.reset_at) from None
         except UnauthorizedError as error:

@@ -36,6 +36,8 @@ from mastodon.errors import (
     MastodonUnauthorizedError,
 )
 
+from bot import deadline
+from bot.deadline import CALL_SECONDS, DeadlineExceeded
 from bot.platforms.base import (
     AuthFailed,
     FetchResult,
@@ -75,6 +77,7 @@ CREDENTIALS_HINT = (
 class MastodonPlatform:
     name = "mastodon"
     label = "Mastodon"
+    call_deadline = CALL_SECONDS  # one call, however the server trickles (bot/deadline.py)
 
     def __init__(self, api_base_url: str, access_token: str, *, keywords: tuple[str, ...] = (), timeout: float = 20.0):
         self.api_base_url = api_base_url
@@ -100,9 +103,12 @@ class MastodonPlatform:
         return self._me
 
     def _call(self, what: str, action, *, missing_means_gone: bool = False):
-        """Run one SDK call, turning its errors into our error tree."""
+        """Run one SDK call within ``call_deadline``, turning its errors into our error tree."""
         try:
-            return action()
+            return deadline.call(action, self.call_deadline, f"Mastodon: {what}")
+        except DeadlineExceeded:
+            raise Unavailable(self.name, f"Mastodon did not finish answering within {self.call_deadline:g} s while trying to {what}",
+                              hint="Conversant tries again on the next poll") from None
         except MastodonRatelimitError:
             raise RateLimited(self.name, f"Mastodon rate limit reached while trying to {what}", retry_at=self._reset_at()) from None
         except MastodonNotFoundError as error:

@@ -47,6 +47,8 @@ from prawcore.exceptions import (
     ResponseException,
 )
 
+from bot import deadline
+from bot.deadline import CALL_SECONDS, DeadlineExceeded
 from bot.platforms.base import (
     AuthFailed,
     FetchResult,
@@ -91,6 +93,7 @@ def _one_at_a_time(method):
 class RedditPlatform:
     name = "reddit"
     label = "Reddit"
+    call_deadline = CALL_SECONDS  # one call, however the server trickles (bot/deadline.py)
     text_limit = 10_000  # POST /api/comment refuses longer text with TOO_LONG
 
     def __init__(self, client_id: str, client_secret: str, username: str, password: str,
@@ -138,7 +141,10 @@ class RedditPlatform:
         """Run one praw call, turning its errors into our error tree."""
         self._check_quota(what)
         try:
-            return action()
+            return deadline.call(action, self.call_deadline, f"Reddit: {what}")
+        except DeadlineExceeded:
+            raise Unavailable(self.name, f"Reddit did not finish answering within {self.call_deadline:g} s while trying to {what}",
+                              hint="Conversant tries again on the next poll") from None
         except RedditAPIException as error:
             raise self._api_error(error, what) from None
         except OAuthException as error:  # the token endpoint said no: invalid_grant for a wrong password

@@ -25,6 +25,8 @@ from functools import partial
 import requests
 import tweepy
 
+from bot import deadline
+from bot.deadline import CALL_SECONDS, DeadlineExceeded
 from bot.platforms.base import (
     AuthFailed,
     FetchResult,
@@ -93,6 +95,7 @@ def post_url(username: str, post_id: str) -> str:
 class XPlatform:
     name = "x"
     label = "X"
+    call_deadline = CALL_SECONDS  # one call, however the server trickles (bot/deadline.py)
     text_limit = LIMIT
 
     def __init__(
@@ -125,9 +128,12 @@ class XPlatform:
     # -- errors ------------------------------------------------------------------
 
     def _call(self, what: str, action, *, replying: bool = False):
-        """Run one tweepy call, turning its errors into our error tree."""
+        """Run one tweepy call within ``call_deadline``, turning its errors into our error tree."""
         try:
-            return action()
+            return deadline.call(action, self.call_deadline, f"X: {what}")
+        except DeadlineExceeded:
+            raise Unavailable(self.name, f"X did not finish answering within {self.call_deadline:g} s while trying to {what}",
+                              hint=RETRY_HINT) from None
         except tweepy.TooManyRequests as error:
             raise RateLimited(self.name, f"X rate limit reached while trying to {what}", retry_at=_reset_time(error)) from None
         except tweepy.Unauthorized as error:

@@ -23,6 +23,8 @@ from slack_sdk.http_retry.request import HttpRequest
 from slack_sdk.http_retry.response import HttpResponse
 from slack_sdk.http_retry.state import RetryState
 
+from bot import deadline
+
 log = logging.getLogger(__name__)
 
 
@@ -73,6 +75,7 @@ class ChannelPacer:
             return max(0.0, self._next.get(channel, 0.0) - self.clock())
 
 
+SLACK_CALL_SECONDS = 60.0  # one API call: 15 s reads, Retry-After waits and retries included
 PACED_METHODS = ("chat.postMessage",)  # Slack's "1 per second per channel" methods
 
 
@@ -121,8 +124,19 @@ def _channel_of(request: HttpRequest) -> str | None:
         return None
 
 
+class BoundedWebClient(WebClient):
+    """A WebClient whose every API call has a total deadline (bot/deadline.py), Retry-After
+    waits included: a Slack that trickles its answer fails the call as a network error would."""
+
+    call_deadline = SLACK_CALL_SECONDS
+
+    def api_call(self, api_method: str, **kwargs):
+        return deadline.call(lambda: super(BoundedWebClient, self).api_call(api_method, **kwargs),
+                             self.call_deadline, f"Slack {api_method}")
+
+
 def make_client(token: str | None, base_url: str, pacer: ChannelPacer | None = None) -> WebClient:
-    client = WebClient(token=token, base_url=base_url, timeout=15)
+    client = BoundedWebClient(token=token, base_url=base_url, timeout=15)
     # Slack answers 429 with Retry-After when a channel gets more than ~1 message/s.
     client.retry_handlers.append(RetryAfterHandler(pacer, max_retry_count=2))
     return client
