@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
-from bot.models import Conversation, DismissReason, State
+from bot.models import RECONCILE_AFTER, UNKNOWN_OUTCOME, Conversation, DismissReason, State
 
 
 class ActionId(str, enum.Enum):
@@ -172,10 +172,20 @@ def _draft_blocks(c: Conversation, facts: CardFacts) -> list[dict]:
     return []
 
 
+def _unconfirmed(c: Conversation, facts: CardFacts) -> str:
+    """A post of unknown outcome, said plainly: what happened, what happens next, and when."""
+    reason = escape(c.post_error.removeprefix(UNKNOWN_OUTCOME))
+    when = slack_time(c.posting_since + RECONCILE_AFTER, "{time}") if c.posting_since else "in a few minutes"
+    return (f":warning: *{facts.platform_label} did not confirm the reply* ({reason}).\n"
+            f"Conversant looks for it in the thread from {when} before trying again, so nothing will be posted twice.")
+
+
 def _outcome_blocks(c: Conversation, facts: CardFacts) -> list[dict]:
     by = f"<@{c.decided_by}>" if c.decided_by else "someone"
     when = slack_time(c.decided_at) if c.decided_at else ""
     state = State(c.state)
+    if state is State.POSTING and (c.post_error or "").startswith(UNKNOWN_OUTCOME):
+        return [_section(_unconfirmed(c, facts))]
     if state in (State.APPROVED, State.POSTING):
         return [_context(f":hourglass_flowing_sand: Approved by {by} {when}; posting to {facts.platform_label}…")]
     if state is State.REPLIED:

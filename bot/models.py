@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 import json
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import (
     JSON,
@@ -65,6 +65,11 @@ class State(str, enum.Enum):
     DELETED = "deleted"  # the author deleted the mention before it was answered
     MISSED = "missed"
 
+
+# A post the platform did not confirm (a 502, a timeout) stays in POSTING with this post_error;
+# after RECONCILE_AFTER the outbox looks for it in the thread before it may post again.
+UNKNOWN_OUTCOME = "outcome unknown: "
+RECONCILE_AFTER = timedelta(minutes=2)  # longer than any post can take before it times out
 
 # A person can still act on these cards: the conversation waits for the team.
 OPEN_ON_SLACK = (State.CARDED, State.POST_FAILED)

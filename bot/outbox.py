@@ -13,14 +13,13 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from bot import examples, policy
-from bot.models import Conversation, State, audit, transition, utcnow
+from bot.models import RECONCILE_AFTER, UNKNOWN_OUTCOME, Conversation, State, audit, transition, utcnow
 from bot.platforms.base import MentionGone, PlatformError, RateLimited, Unavailable
 from bot.review import refresh_card, reply_rules
 from bot.services import Services
 
 log = logging.getLogger(__name__)
 
-RECONCILE_AFTER = timedelta(minutes=2)  # longer than any post can take before it times out
 
 
 def send(services: Services, conversation_id: int, *, refresh: bool = True) -> State | None:
@@ -63,7 +62,7 @@ def _post(services: Services, conversation: Conversation) -> State:
     except Unavailable as error:
         log.warning("conversation %s: outcome of the post unknown (%s); reconciling later", cid, error)
         with services.db.session() as session:
-            transition(session, cid, State.POSTING, State.POSTING, post_error=f"outcome unknown: {error}")
+            transition(session, cid, State.POSTING, State.POSTING, post_error=f"{UNKNOWN_OUTCOME}{error}")
         return State.POSTING
     except MentionGone:
         return _fail(services, cid, "the post was deleted by its author, so there is nothing to reply to")
