@@ -3,22 +3,37 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The exact versions the suite passed with (`make lock` refreshes it); installs are constrained to it.
+LOCK := requirements.lock
 PYTEST := $(BIN)/python -m pytest
 # The PostgreSQL half of the suite: an existing server via CONVERSANT_TEST_POSTGRES_URL,
 # else scripts/ensure-postgres.sh installs (apt-get) and starts one on 127.0.0.1.
 WITH_PG = PG_URL="$${CONVERSANT_TEST_POSTGRES_URL:-$$(scripts/ensure-postgres.sh)}" && export CONVERSANT_TEST_POSTGRES_URL="$$PG_URL" &&
 
-.PHONY: install demo test test-fast test-integration bench clean
+.PHONY: install lock demo test test-fast test-integration bench clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(LOCK)
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python 3.11 or newer is needed; set PYTHON=python3.11")'
 	@echo "Installing Conversant into $(VENV) (first time takes a minute)..."
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test,postgres]'
+	@$(BIN)/pip uninstall --quiet --yes conversant 2>/dev/null || true  # the distribution's name before 0.2.0
+	$(BIN)/pip install --quiet -c $(LOCK) -e '.[test,postgres]'
 	@touch $(STAMP)
 
 install: $(STAMP)
+
+# Resolve every dependency afresh within pyproject.toml's ranges and pin the result; then run
+# `make test` and commit requirements.lock only if it passes.
+lock:
+	rm -rf .lock-venv
+	$(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/pip install --quiet --upgrade pip
+	.lock-venv/bin/pip install --quiet '.[test,postgres]'
+	{ echo "# Exact versions the test suite passed with: make, CI and the container install with -c $(LOCK)."; \
+	  echo "# Regenerate with \`make lock\`, then \`make test\`."; \
+	  .lock-venv/bin/pip freeze --exclude conversant-slack --exclude conversant; } > $(LOCK)
+	rm -rf .lock-venv
 
 demo: install
 	$(BIN)/conversant demo
@@ -39,4 +54,4 @@ bench: install
 	BENCH_POSTGRES_URL="$${BENCH_POSTGRES_URL:-$${CONVERSANT_TEST_POSTGRES_URL:-}}" $(BIN)/python -m bench $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache
+	rm -rf $(VENV) .lock-venv build *.egg-info .pytest_cache

@@ -9,8 +9,9 @@ import sys
 
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
+from bot import __version__
 from bot.config import ConfigError, Settings, load_settings
-from bot.db import SchemaOutOfDate, check_schema, migrate
+from bot.db import SchemaOutOfDate, check_schema, current_revision, describe_url, migrate
 from bot.logs import configure_logging
 
 log = logging.getLogger("bot")
@@ -18,8 +19,11 @@ log = logging.getLogger("bot")
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="conversant", description="Keeps your brand in the conversation.")
+    parser.add_argument("--version", action="version", version=f"conversant {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    commands.add_parser("migrate", help="bring the database schema to the newest revision")
+    migrate_cmd = commands.add_parser("migrate", help="bring the database schema to the newest revision")
+    migrate_cmd.add_argument("--to", default="head", metavar="REVISION",
+                             help="migrate up or down to this revision instead (downgrades: see Upgrading in the README)")
     poll = commands.add_parser("poll", help="poll the platforms, draft, and post cards")
     poll.add_argument("--once", action="store_true", help="run one cycle and exit")
     web = commands.add_parser("web", help="serve Slack's HTTP endpoint /slack/events and /healthz")
@@ -92,8 +96,16 @@ def _require_platforms(services) -> None:
 
 
 def cmd_migrate(settings: Settings, args) -> int:
-    migrate(settings.database_url)
-    print("conversant: database schema is up to date")
+    from alembic.util.exc import CommandError
+
+    print(f"conversant: database: {describe_url(settings.database_url)}")
+    try:
+        migrate(settings.database_url, to=args.to)
+    except CommandError as error:
+        print(f"conversant: cannot migrate to {args.to!r}: {str(error).splitlines()[0]}", file=sys.stderr)
+        return 2
+    revision = current_revision(settings.database_url)
+    print("conversant: database schema is up to date" if args.to == "head" else f"conversant: database schema is at revision {revision}")
     return 0
 
 

@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from importlib.resources import files
+from pathlib import Path
 from typing import TypeVar
 
 from sqlalchemy import Engine, create_engine, event, text
@@ -123,11 +124,40 @@ def alembic_config(url: str):
     return config
 
 
-def migrate(url: str) -> None:
-    """Bring the schema to the newest revision."""
+def migrate(url: str, to: str = "head") -> None:
+    """Bring the schema to revision ``to`` (the newest by default), up or down."""
     from alembic import command
+    from alembic.script import ScriptDirectory
 
-    command.upgrade(alembic_config(url), "head")
+    config = alembic_config(url)
+    if to == "head":
+        command.upgrade(config, "head")
+        return
+    script = ScriptDirectory.from_config(config)
+    script.get_revision(to)  # an unknown revision raises here, before anything changes
+    below_current = {r.revision for r in script.walk_revisions("base", current_revision(url) or "base")}
+    (command.downgrade if to in below_current else command.upgrade)(config, to)
+
+
+def current_revision(url: str) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+    finally:
+        engine.dispose()
+
+
+def describe_url(url: str) -> str:
+    """Where the data lives, for people: SQLite's absolute file path, or the server without its password."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(normalise_url(url))
+    if parsed.get_backend_name() == "sqlite":
+        return f"SQLite file {Path(parsed.database).resolve()}" if parsed.database not in (None, "", ":memory:") else "SQLite in memory"
+    return f"PostgreSQL {parsed.set(drivername='postgresql').render_as_string(hide_password=True)}"
 
 
 class SchemaOutOfDate(Exception):
