@@ -10,7 +10,7 @@ PYTEST := $(BIN)/python -m pytest
 # else scripts/ensure-postgres.sh installs (apt-get) and starts one on 127.0.0.1.
 WITH_PG = PG_URL="$${CONVERSANT_TEST_POSTGRES_URL:-$$(scripts/ensure-postgres.sh)}" && export CONVERSANT_TEST_POSTGRES_URL="$$PG_URL" &&
 
-.PHONY: install lock demo test test-fast test-integration bench clean
+.PHONY: install lock demo test test-fast test-container test-integration bench clean
 
 $(STAMP): pyproject.toml $(LOCK)
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python 3.11 or newer is needed; set PYTHON=python3.11")'
@@ -39,11 +39,16 @@ demo: install
 	$(BIN)/conversant demo
 
 test: install
-	$(WITH_PG) $(PYTEST) -q -n 2 -m "not integration" tests
+	$(WITH_PG) $(PYTEST) -q -n 2 -m "not integration and not container" tests
 	$(WITH_PG) $(PYTEST) -q -m integration tests/integration
+	$(PYTEST) -q -m container tests/test_container.py
 
 test-fast: install
-	$(WITH_PG) $(PYTEST) -q -n 2 -m "not integration" tests
+	$(WITH_PG) $(PYTEST) -q -n 2 -m "not integration and not container" tests
+
+# The container's install and start script (scripts/container.sh), on a fresh venv as a non-root user.
+test-container: install
+	$(PYTEST) -q -m container tests/test_container.py
 
 test-integration: install
 	$(WITH_PG) $(PYTEST) -q -m integration tests/integration
