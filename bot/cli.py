@@ -4,7 +4,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import signal
 import sys
 
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
@@ -12,6 +11,7 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from bot import __version__
 from bot.config import ConfigError, Settings, load_settings
 from bot.db import SchemaOutOfDate, check_schema, current_revision, describe_url, migrate
+from bot.lifecycle import StopSignal
 from bot.logs import configure_logging
 
 log = logging.getLogger("bot")
@@ -24,14 +24,14 @@ def build_parser() -> argparse.ArgumentParser:
     migrate_cmd = commands.add_parser("migrate", help="bring the database schema to the newest revision")
     migrate_cmd.add_argument("--to", default="head", metavar="REVISION",
                              help="migrate up or down to this revision instead (downgrades: see Upgrading in the README)")
-    poll = commands.add_parser("poll", help="poll the platforms, draft, and post cards")
-    poll.add_argument("--once", action="store_true", help="run one cycle and exit")
+    poll = commands.add_parser("poll", help="one cycle: poll the platforms, draft, post cards, send approved replies (the schedule: `worker`)")
+    poll.add_argument("--once", action="store_true", help="accepted for compatibility: poll always runs one cycle")
     web = commands.add_parser("web", help="serve Slack's HTTP endpoint /slack/events and /healthz")
     web.add_argument("--port", type=int, help="port to listen on (default: $PORT, else 3000)")
     nudge = commands.add_parser("nudge", help="nudge on-call about cards waiting past the review SLA")
-    nudge.add_argument("--once", action="store_true", required=True, help="run one nudge pass and exit")
-    digest = commands.add_parser("digest", help="post the digest of the last 24 hours")
-    digest.add_argument("--now", action="store_true", required=True, help="post it now and exit")
+    nudge.add_argument("--once", action="store_true", help="accepted for compatibility: nudge always runs one pass")
+    digest = commands.add_parser("digest", help="post the digest of the last 24 hours now")
+    digest.add_argument("--now", action="store_true", help="accepted for compatibility: digest always posts now")
     commands.add_parser("worker", help="run the scheduler: polling, nudges, the daily digest, retries")
     commands.add_parser("run", help="Socket Mode plus the scheduler, in one process")
     commands.add_parser("doctor", help="check configuration, database, Slack, the model and each platform")
@@ -115,15 +115,9 @@ def cmd_poll(settings: Settings, args) -> int:
     settings.require("BRAND_NAME")
     services = _services(settings)
     _require_platforms(services)
-    if args.once:
-        paused = _paused(services)
-        report = poll_once(services)
-        print(f"conversant: {paused}; nothing polled" if paused else f"conversant: poll cycle done: {report.summary()}")
-        return 0
-    from bot.jobs.scheduler import build_scheduler
-
-    _stop_on_sigterm()
-    build_scheduler(services, blocking=True).start()
+    paused = _paused(services)
+    report = poll_once(services)
+    print(f"conversant: {paused}; nothing polled" if paused else f"conversant: poll cycle done: {report.summary()}")
     return 0
 
 
@@ -164,7 +158,7 @@ def cmd_web(settings: Settings, args) -> int:
 
     port = args.port or int(os.environ.get("PORT") or 3000)
     services = _services(settings)
-    log.info("serving /slack/events and /healthz on port %d", port)
+    log.info("serving /slack/events, /healthz, /readyz and /metrics on port %d", port)
     serve(services, port=port)
     return 0
 
@@ -175,22 +169,29 @@ def cmd_worker(settings: Settings, args) -> int:
     settings.require("BRAND_NAME")
     services = _services(settings)
     _require_platforms(services)
-    _stop_on_sigterm()
+    stop = StopSignal().install()
+    scheduler = build_scheduler(services, blocking=False)
+    scheduler.start()
+    ops = _serve_ops(settings, services)
     log.info("worker started: polling every %ds, nudges, the digest at %s %s", settings.poll_interval_seconds,
              settings.digest_time.strftime("%H:%M"), settings.digest_timezone.key)
     paused = _paused(services)
     if paused:
         log.warning("Conversant is %s: no polling and no nudges until it is resumed", paused)
     streams = _start_streams(services)
-    try:
-        build_scheduler(services, blocking=True).start()
-    finally:
-        streams.stop()
+    signal_name = stop.wait()
+    streams.stop()
+    scheduler.shutdown(wait=True)  # the job under way finishes; conversations it claimed are released by it
+    if ops:
+        ops.shutdown()
+    services.db.dispose()
+    log.info("worker stopped on %s; the job under way finished", signal_name)
     return 0
 
 
 def cmd_run(settings: Settings, args) -> int:
     from slack_bolt.adapter.socket_mode import SocketModeHandler
+    from slack_sdk.errors import SlackApiError
 
     from bot.jobs.scheduler import build_scheduler
     from bot.slack.app import build_app
@@ -198,16 +199,27 @@ def cmd_run(settings: Settings, args) -> int:
     settings.require("BRAND_NAME", "SLACK_APP_TOKEN")
     services = _services(settings)
     _require_platforms(services)
-    _stop_on_sigterm()
+    stop = StopSignal().install()
+    handler = SocketModeHandler(build_app(services, socket_mode=True), settings.slack_app_token)
+    try:
+        handler.connect()
+    except SlackApiError as error:
+        print(f"conversant: Slack refused the Socket Mode connection ({error.response.get('error')}): "
+              "check SLACK_APP_TOKEN (an app-level token with connections:write)", file=sys.stderr)
+        return 2
     scheduler = build_scheduler(services, blocking=False)
     scheduler.start()
     streams = _start_streams(services)
+    ops = _serve_ops(settings, services)
     log.info("connected over Socket Mode; polling every %ds", settings.poll_interval_seconds)
-    try:
-        SocketModeHandler(build_app(services, socket_mode=True), settings.slack_app_token).start()
-    finally:
-        streams.stop()
-        scheduler.shutdown(wait=False)
+    signal_name = stop.wait()
+    handler.close()  # no new clicks; the ones acked go on on bolt's threads
+    streams.stop()
+    scheduler.shutdown(wait=True)
+    if ops:
+        ops.shutdown()
+    services.db.dispose()
+    log.info("stopped on %s; the job under way finished", signal_name)
     return 0
 
 
@@ -216,6 +228,15 @@ def _start_streams(services):
     from bot.streaming import start_streams
 
     return start_streams(services)
+
+
+def _serve_ops(settings: Settings, services):
+    """/healthz, /readyz and /metrics for the scheduler's process, when METRICS_PORT is set."""
+    from bot import metrics
+    from bot.health import serve_in_background
+
+    metrics.watch(services)
+    return serve_in_background(services, settings.metrics_port) if settings.metrics_port else None
 
 
 def cmd_doctor(settings: Settings, args) -> int:
@@ -250,15 +271,6 @@ def cmd_eval(settings: Settings, args) -> int:
         print(f"conversant eval: the model gave no usable answer ({report.results[0].error})", file=sys.stderr)
         return 1
     return 0
-
-
-def _stop_on_sigterm() -> None:
-    """Let a platform's SIGTERM (deploys, scaling down) end the process like Ctrl-C."""
-
-    def stop(signum, frame):
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, stop)
 
 
 COMMANDS = {

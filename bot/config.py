@@ -82,6 +82,8 @@ class Settings:
     business_hours: BusinessHours | None = None
     prompts_dir: Path | None = None
     log_level: str = "INFO"
+    log_format: str = "text"
+    metrics_port: int | None = None  # the worker's and `run`'s /metrics, /healthz, /readyz; unset: none
 
     @property
     def digest_channel(self) -> str | None:
@@ -168,7 +170,9 @@ def load_settings(environ: dict[str, str] | None = None, dotenv_path: str | Path
         digest_timezone=_timezone(env, "DIGEST_TIMEZONE"),
         business_hours=_business_hours(env, "BUSINESS_HOURS"),
         prompts_dir=Path(get("PROMPTS_DIR")) if get("PROMPTS_DIR") else None,
-        log_level=_choice(env, "LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),
+        log_level=_log_level(env, "LOG_LEVEL"),
+        metrics_port=_port(env, "METRICS_PORT"),
+        log_format=_choice(env, "LOG_FORMAT", "text", ("TEXT", "JSON")).lower(),
     )
 
 
@@ -265,6 +269,27 @@ def _business_hours(env: dict, name: str) -> BusinessHours | None:
     if end <= start:
         raise ConfigError(f"{name} must end after it starts, got {raw!r}")
     return BusinessHours(days=days, start=start, end=end)
+
+
+_LEVELS = {"DEBUG": "DEBUG", "INFO": "INFO", "WARNING": "WARNING", "WARN": "WARNING", "ERROR": "ERROR",
+           "CRITICAL": "CRITICAL", "FATAL": "CRITICAL", "10": "DEBUG", "20": "INFO", "30": "WARNING", "40": "ERROR", "50": "CRITICAL"}
+
+
+def _port(env: dict, name: str) -> int | None:
+    if env.get(name) is None:
+        return None
+    port = int(_number(env, name, 0, minimum=1, integer=True))
+    if port > 65535:
+        raise ConfigError(f"{name} must be a TCP port from 1 to 65535, got {env[name]!r}")
+    return port
+
+
+def _log_level(env: dict, name: str) -> str:
+    raw = env.get(name, "INFO")
+    level = _LEVELS.get(raw.strip().upper())
+    if level is None:
+        raise ConfigError(f"{name} must be DEBUG, INFO, WARNING, ERROR or CRITICAL (any case), got {raw!r}")
+    return level
 
 
 def _choice(env: dict, name: str, default: str, choices: tuple[str, ...]) -> str:

@@ -12,6 +12,7 @@ from bot.config import Settings
 from bot.context import DraftContext
 from bot.examples import ApprovedExample, prompt_section
 from bot.llm import Drafter, DraftUnavailable, Triage
+from bot.metrics import MODEL_LATENCY
 from bot.models import Conversation
 
 log = logging.getLogger(__name__)
@@ -89,7 +90,8 @@ def make_draft(drafter: Drafter | None, prompts: Prompts, conversation: Conversa
         return DraftOutcome(None, "No model is configured (set OPENAI_API_KEY or OPENAI_BASE_URL).")
     messages = build_messages(prompts, conversation, platform_label=platform_label, limit=limit, examples=examples, context=context)
     try:
-        return DraftOutcome(drafter.triage(messages), None)
+        with MODEL_LATENCY.time():
+            return DraftOutcome(drafter.triage(messages), None)
     except DraftUnavailable as error:
         log.warning("conversation %s: no draft: %s", conversation.id, error)
         return DraftOutcome(None, f"No draft: {error}.")

@@ -13,6 +13,7 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from bot import examples, policy
+from bot.metrics import POST_LATENCY
 from bot.models import RECONCILE_AFTER, UNKNOWN_OUTCOME, Conversation, State, audit, transition, utcnow
 from bot.platforms.base import MentionGone, PlatformError, RateLimited, Unavailable
 from bot.review import refresh_card, reply_rules
@@ -52,7 +53,8 @@ def _post(services: Services, conversation: Conversation) -> State:
     if settled:
         return settled
     try:
-        reply = platform.post_reply(conversation.thread_ref, conversation.reply_text, idempotency_key=f"conversant-{cid}")
+        with POST_LATENCY.labels(platform.name).time():
+            reply = platform.post_reply(conversation.thread_ref, conversation.reply_text, idempotency_key=f"conversant-{cid}")
     except RateLimited as error:
         # Refused before anything was written: safe to send again next cycle.
         log.warning("conversation %s: %s; will retry", cid, error)

@@ -21,10 +21,12 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from bot.health import beat
 from bot.jobs.clock import Clock, SystemClock
 from bot.jobs.digest import run_scheduled_digest
 from bot.jobs.leader import Leadership
 from bot.jobs.nudges import nudge_once
+from bot.metrics import POLL_FAILURES
 from bot.pipeline import poll_once
 from bot.services import Services
 
@@ -52,12 +54,20 @@ def digest_trigger(settings) -> CronTrigger:
 def jobs(services: Services) -> list[Job]:
     settings = services.settings
     return [
-        Job("poll", IntervalTrigger(seconds=settings.poll_interval_seconds), lambda s, clock: poll_once(s)),
+        Job("poll", IntervalTrigger(seconds=settings.poll_interval_seconds), poll_and_beat),
         Job("nudges", IntervalTrigger(seconds=nudge_interval_seconds(settings)), lambda s, clock: nudge_once(s, now=clock.now())),
         Job("digest", digest_trigger(settings), lambda s, clock: run_scheduled_digest(s, now=clock.now()), misfire_grace=timedelta(hours=23)),
         # Sends a digest the cron run could not (Slack down at DIGEST_TIME); a no-op once today's is out.
         Job("digest-catch-up", IntervalTrigger(minutes=15), lambda s, clock: run_scheduled_digest(s, now=clock.now())),
     ]
+
+
+def poll_and_beat(services: Services, clock: Clock) -> None:
+    """One poll cycle, counted for /metrics, then the heartbeat /readyz looks at."""
+    report = poll_once(services)
+    for platform in report.failed_platforms:
+        POLL_FAILURES.labels(platform).inc()
+    beat(services)
 
 
 def build_scheduler(services: Services, *, blocking: bool, clock: Clock | None = None, leadership: Leadership | None = None):

@@ -24,6 +24,7 @@ from slack_sdk.http_retry.response import HttpResponse
 from slack_sdk.http_retry.state import RetryState
 
 from bot import deadline
+from bot.metrics import SLACK_RATE_LIMITED
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +92,7 @@ class RetryAfterHandler(RateLimitErrorRetryHandler):
                                  response: HttpResponse | None = None, error: Exception | None = None) -> None:
         if response is None:
             raise error  # type: ignore[misc]
+        SLACK_RATE_LIMITED.labels(request.url.rsplit("/", 1)[-1]).inc()
         seconds = retry_after(response) + random.random() * 0.5
         channel = _channel_of(request) if request.url.endswith(PACED_METHODS) else None
         state.next_attempt_requested = True

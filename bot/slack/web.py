@@ -7,13 +7,15 @@ as the listener calls ``ack()`` and finishes the slow part on its own threads.
 from __future__ import annotations
 
 import io
-import json
 import logging
 
 from gunicorn.app.base import BaseApplication
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 from slack_sdk.signature import SignatureVerifier
 
+from bot.health import PATHS as OPS_PATHS
+from bot.health import ops_app
+from bot.logs import ACCESS_LOG_FORMAT, gunicorn_logger_class
 from bot.services import Services
 from bot.slack.asgi import WsgiBridge
 from bot.slack.app import build_app
@@ -24,10 +26,11 @@ log = logging.getLogger(__name__)
 def make_wsgi_app(services: Services):
     slack = SlackRequestHandler(build_app(services), path="/slack/events")
     verifier = SignatureVerifier(services.settings.slack_signing_secret or "")
+    ops = ops_app(services, scheduler=False)  # /healthz, /readyz, /metrics
 
     def application(environ, start_response):
-        if environ.get("PATH_INFO") == "/healthz":
-            return _health(services, start_response)
+        if environ.get("PATH_INFO") in OPS_PATHS:
+            return ops(environ, start_response)
         if environ.get("PATH_INFO") != "/slack/events" or environ.get("REQUEST_METHOD") != "POST":
             return slack(environ, start_response)
         # Bolt parses the body before it checks the signature, and a malformed body makes it
@@ -60,18 +63,6 @@ def _plain(start_response, status: str, text: str):
     return [payload]
 
 
-def _health(services: Services, start_response):
-    try:
-        services.db.ping()
-        status, body = "200 OK", {"ok": True, "database": "ok"}
-    except Exception as error:  # noqa: BLE001 - any database failure makes the process unhealthy
-        log.error("health check: database unreachable: %s", type(error).__name__)
-        status, body = "503 Service Unavailable", {"ok": False, "database": "unreachable"}
-    payload = json.dumps(body).encode()
-    start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(payload)))])
-    return [payload]
-
-
 class GunicornServer(BaseApplication):
     def __init__(self, application, services: Services, *, port: int, workers: int, threads: int, log_level: str) -> None:
         self.application = WsgiBridge(application, threads=threads)
@@ -83,9 +74,14 @@ class GunicornServer(BaseApplication):
             "timeout": 60,
             "graceful_timeout": 20,
             "loglevel": log_level.lower(),
-            "accesslog": None,
+            "logger_class": gunicorn_logger_class(),  # gunicorn's lines in our format (bot/logs.py)
+            "accesslog": "-",
+            "access_log_format": ACCESS_LOG_FORMAT,
             # Each worker opens its own database connections, never the master's.
             "post_fork": lambda server, worker: services.db.engine.dispose(close=False),
+            # The one line a stop leaves (gunicorn's own are below WARNING): SIGTERM lets requests
+            # in flight finish within graceful_timeout, and bolt's listener threads end before exit.
+            "on_exit": lambda server: log.info("web stopped; requests in flight finished"),
         }
         super().__init__()
 
