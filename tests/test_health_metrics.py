@@ -46,8 +46,12 @@ def test_web_metrics_show_conversations_cards_and_edits(services, web, bluesky, 
 
     click(web, ActionId.APPROVE, conv)
     eventually(lambda: load(services).state == "replied")
-    text = get(f"{web}/metrics")[1]
-    assert metric(text, 'conversant_replies_sent{draft="as_drafted"}') == 1
+    # the example (draft beside reply) is recorded just after the reply is
+    def sent_as_drafted():
+        text = get(f"{web}/metrics")[1]
+        return text if metric(text, 'conversant_replies_sent{draft="as_drafted"}') == 1 else None
+
+    text = eventually(sent_as_drafted)
     assert metric(text, 'conversant_replies_sent{draft="edited"}') == 0
     assert metric(text, 'conversant_post_latency_seconds_count{platform="bluesky"}') >= 1
     assert metric(text, "conversant_cards_waiting") == 0
