@@ -16,7 +16,14 @@ from dotenv import dotenv_values
 
 
 class ConfigError(Exception):
-    """A configuration value is missing or malformed; the message names it."""
+    """Configuration values are missing or malformed: one line per problem, each naming its variable."""
+
+    @property
+    def problems(self) -> list[str]:
+        return [str(arg) for arg in self.args]
+
+    def __str__(self) -> str:
+        return "\n".join(self.problems)
 
 
 @dataclass(frozen=True)
@@ -95,9 +102,9 @@ class Settings:
 
     def require(self, *names: str) -> None:
         """Stop with a clear line when a variable this command needs is unset."""
-        for name in names:
-            if not getattr(self, name.lower()):
-                raise ConfigError(f"{name} is required for this command: {_HINTS.get(name, 'set it in .env')}")
+        missing = [name for name in names if not getattr(self, name.lower())]
+        if missing:
+            raise ConfigError(*(f"{name} is required for this command: {_HINTS.get(name, 'set it in .env')}" for name in missing))
 
 
 _HINTS = {
@@ -118,62 +125,75 @@ def load_settings(environ: dict[str, str] | None = None, dotenv_path: str | Path
     env = {k: v.strip() for k, v in values.items() if v is not None and v.strip() != ""}
     get = env.get
 
-    return Settings(
-        database_url=_database_url(get("DATABASE_URL", Settings.database_url)),
-        slack_bot_token=_prefixed(env, "SLACK_BOT_TOKEN", "xoxb-"),
+    problems: list[str] = []
+
+    def check(parse, *args, **kwargs):
+        """Parse one variable; a bad one is noted and the others still checked, so all are reported at once."""
+        try:
+            return parse(*args, **kwargs)
+        except ConfigError as error:
+            problems.append(str(error))
+            return None
+
+    settings = Settings(
+        database_url=check(_database_url, get("DATABASE_URL", Settings.database_url)),
+        slack_bot_token=check(_prefixed, env, "SLACK_BOT_TOKEN", "xoxb-"),
         slack_signing_secret=get("SLACK_SIGNING_SECRET"),
-        slack_app_token=_prefixed(env, "SLACK_APP_TOKEN", "xapp-"),
-        slack_api_url=_url(env, "SLACK_API_URL", Settings.slack_api_url, trailing_slash=True),
-        slack_review_channel=_channel(env, "SLACK_REVIEW_CHANNEL"),
-        slack_digest_channel=_channel(env, "SLACK_DIGEST_CHANNEL"),
-        slack_messages_per_second=_number(env, "SLACK_MESSAGES_PER_SECOND", 1.0, minimum=0.01),
-        slack_approvers=_slack_ids(env, "SLACK_APPROVERS"),
-        slack_oncall=_slack_ids(env, "SLACK_ONCALL"),
+        slack_app_token=check(_prefixed, env, "SLACK_APP_TOKEN", "xapp-"),
+        slack_api_url=check(_url, env, "SLACK_API_URL", Settings.slack_api_url, trailing_slash=True),
+        slack_review_channel=check(_channel, env, "SLACK_REVIEW_CHANNEL"),
+        slack_digest_channel=check(_channel, env, "SLACK_DIGEST_CHANNEL"),
+        slack_messages_per_second=check(_number, env, "SLACK_MESSAGES_PER_SECOND", 1.0, minimum=0.01),
+        slack_approvers=check(_slack_ids, env, "SLACK_APPROVERS"),
+        slack_oncall=check(_slack_ids, env, "SLACK_ONCALL"),
         openai_api_key=get("OPENAI_API_KEY"),
-        openai_base_url=_url(env, "OPENAI_BASE_URL", None),
+        openai_base_url=check(_url, env, "OPENAI_BASE_URL", None),
         openai_model=get("OPENAI_MODEL", Settings.openai_model),
         openai_embedding_model=get("OPENAI_EMBEDDING_MODEL"),
-        openai_timeout_seconds=_number(env, "OPENAI_TIMEOUT_SECONDS", 30.0, minimum=0.1),
-        openai_concurrency=int(_number(env, "OPENAI_CONCURRENCY", 4, minimum=1, integer=True)),
-        openai_max_retries=int(_number(env, "OPENAI_MAX_RETRIES", 2, minimum=0, integer=True)),
+        openai_timeout_seconds=check(_number, env, "OPENAI_TIMEOUT_SECONDS", 30.0, minimum=0.1),
+        openai_concurrency=check(_number, env, "OPENAI_CONCURRENCY", 4, minimum=1, integer=True),
+        openai_max_retries=check(_number, env, "OPENAI_MAX_RETRIES", 2, minimum=0, integer=True),
         brand_name=get("BRAND_NAME"),
-        brand_keywords=_list(env, "BRAND_KEYWORDS"),
+        brand_keywords=check(_list, env, "BRAND_KEYWORDS"),
         brand_allowed_domains=tuple(d.lower().removeprefix("www.") for d in _list(env, "BRAND_ALLOWED_DOMAINS")),
         bluesky_handle=get("BLUESKY_HANDLE", "").lstrip("@") or None,
         bluesky_app_password=get("BLUESKY_APP_PASSWORD"),
-        bluesky_pds_url=_url(env, "BLUESKY_PDS_URL", Settings.bluesky_pds_url),
-        bluesky_stream=_choice(env, "BLUESKY_STREAM", "jetstream", ("JETSTREAM", "FIREHOSE", "OFF")).lower(),
-        bluesky_jetstream_url=_ws_url(env, "BLUESKY_JETSTREAM_URL", Settings.bluesky_jetstream_url),
-        bluesky_firehose_url=_ws_url(env, "BLUESKY_FIREHOSE_URL", Settings.bluesky_firehose_url),
-        mastodon_stream=_choice(env, "MASTODON_STREAM", "ON", ("ON", "OFF")) == "ON",
-        mastodon_api_base_url=_url(env, "MASTODON_API_BASE_URL", None),
+        bluesky_pds_url=check(_url, env, "BLUESKY_PDS_URL", Settings.bluesky_pds_url),
+        bluesky_stream=(check(_choice, env, "BLUESKY_STREAM", "jetstream", ("JETSTREAM", "FIREHOSE", "OFF")) or "off").lower(),
+        bluesky_jetstream_url=check(_ws_url, env, "BLUESKY_JETSTREAM_URL", Settings.bluesky_jetstream_url),
+        bluesky_firehose_url=check(_ws_url, env, "BLUESKY_FIREHOSE_URL", Settings.bluesky_firehose_url),
+        mastodon_stream=check(_choice, env, "MASTODON_STREAM", "ON", ("ON", "OFF")) == "ON",
+        mastodon_api_base_url=check(_url, env, "MASTODON_API_BASE_URL", None),
         mastodon_access_token=get("MASTODON_ACCESS_TOKEN"),
         x_bearer_token=get("X_BEARER_TOKEN"),
         x_api_key=get("X_API_KEY"),
         x_api_secret=get("X_API_SECRET"),
         x_access_token=get("X_ACCESS_TOKEN"),
         x_access_token_secret=get("X_ACCESS_TOKEN_SECRET"),
-        x_api_base_url=_url(env, "X_API_BASE_URL", Settings.x_api_base_url),
+        x_api_base_url=check(_url, env, "X_API_BASE_URL", Settings.x_api_base_url),
         reddit_client_id=get("REDDIT_CLIENT_ID"),
         reddit_client_secret=get("REDDIT_CLIENT_SECRET"),
         reddit_username=get("REDDIT_USERNAME"),
         reddit_password=get("REDDIT_PASSWORD"),
         reddit_user_agent=get("REDDIT_USER_AGENT"),
-        reddit_subreddits=_list(env, "REDDIT_SUBREDDITS") or ("all",),
-        reddit_api_base_url=_url(env, "REDDIT_API_BASE_URL", Settings.reddit_api_base_url),
-        reddit_auth_base_url=_url(env, "REDDIT_AUTH_BASE_URL", Settings.reddit_auth_base_url),
-        poll_interval_seconds=int(_number(env, "POLL_INTERVAL_SECONDS", 60, minimum=5, integer=True)),
-        first_run_lookback_hours=_number(env, "FIRST_RUN_LOOKBACK_HOURS", 6.0, minimum=0),
-        review_sla_minutes=_number(env, "REVIEW_SLA_MINUTES", 30.0, minimum=0.01),
-        nudge_repeat_minutes=_number(env, "NUDGE_REPEAT_MINUTES", 60.0, minimum=0.01),
-        digest_time=_clock(env, "DIGEST_TIME", "09:00"),
-        digest_timezone=_timezone(env, "DIGEST_TIMEZONE"),
-        business_hours=_business_hours(env, "BUSINESS_HOURS"),
+        reddit_subreddits=check(_list, env, "REDDIT_SUBREDDITS") or ("all",),
+        reddit_api_base_url=check(_url, env, "REDDIT_API_BASE_URL", Settings.reddit_api_base_url),
+        reddit_auth_base_url=check(_url, env, "REDDIT_AUTH_BASE_URL", Settings.reddit_auth_base_url),
+        poll_interval_seconds=check(_number, env, "POLL_INTERVAL_SECONDS", 60, minimum=5, integer=True),
+        first_run_lookback_hours=check(_number, env, "FIRST_RUN_LOOKBACK_HOURS", 6.0, minimum=0),
+        review_sla_minutes=check(_number, env, "REVIEW_SLA_MINUTES", 30.0, minimum=0.01),
+        nudge_repeat_minutes=check(_number, env, "NUDGE_REPEAT_MINUTES", 60.0, minimum=0.01),
+        digest_time=check(_clock, env, "DIGEST_TIME", "09:00"),
+        digest_timezone=check(_timezone, env, "DIGEST_TIMEZONE"),
+        business_hours=check(_business_hours, env, "BUSINESS_HOURS"),
         prompts_dir=Path(get("PROMPTS_DIR")) if get("PROMPTS_DIR") else None,
-        log_level=_log_level(env, "LOG_LEVEL"),
-        metrics_port=_port(env, "METRICS_PORT"),
-        log_format=_choice(env, "LOG_FORMAT", "text", ("TEXT", "JSON")).lower(),
+        log_level=check(_log_level, env, "LOG_LEVEL"),
+        metrics_port=check(_port, env, "METRICS_PORT"),
+        log_format=(check(_choice, env, "LOG_FORMAT", "text", ("TEXT", "JSON")) or "text").lower(),
     )
+    if problems:
+        raise ConfigError(*problems)
+    return settings
 
 
 def _database_url(url: str) -> str:
@@ -278,7 +298,7 @@ _LEVELS = {"DEBUG": "DEBUG", "INFO": "INFO", "WARNING": "WARNING", "WARN": "WARN
 def _port(env: dict, name: str) -> int | None:
     if env.get(name) is None:
         return None
-    port = int(_number(env, name, 0, minimum=1, integer=True))
+    port = _number(env, name, 0, minimum=1, integer=True)
     if port > 65535:
         raise ConfigError(f"{name} must be a TCP port from 1 to 65535, got {env[name]!r}")
     return port

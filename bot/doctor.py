@@ -1,15 +1,21 @@
 """`conversant doctor`: check every outside dependency and say how to fix what is wrong."""
 from __future__ import annotations
 
+import logging
+from pathlib import Path
 from collections.abc import Callable
 
 from slack_sdk.errors import SlackApiError
+from sqlalchemy.exc import SQLAlchemyError
 
 from bot.config import ConfigError, Settings
-from bot.db import Database, SchemaOutOfDate, check_schema
-from bot.llm import Drafter
+from bot.db import Database, SchemaOutOfDate, check_schema, describe_url
+from bot.draft import PROMPT_FILES, load_prompts, prompts_dir
+from bot.llm import Drafter, DraftUnavailable
+from bot.platforms.base import PlatformError
 from bot.platforms.registry import enabled_platforms
 from bot.slack.publish import make_client
+from bot.slack.scopes import missing_scopes
 
 
 def run_doctor(settings: Settings, out: Callable[[str], None] = print) -> int:
@@ -20,34 +26,34 @@ def run_doctor(settings: Settings, out: Callable[[str], None] = print) -> int:
         try:
             out(f"  ok    {name}: {check()}")
         except Exception as error:  # noqa: BLE001 - every failure is reported, none stops the other checks
-            failures += 1
-            out(f"  FAIL  {name}: {error}")
+            lines = error.problems if isinstance(error, ConfigError) else [_one_line(error)]
+            failures += len(lines)
+            for line in lines:
+                out(f"  FAIL  {name}: {line}")
 
+    _quiet_libraries()
     out("Conversant doctor")
     report("configuration", lambda: _configuration(settings))
     report("database", lambda: _database(settings))
-    if settings.slack_bot_token:
-        client = make_client(settings.slack_bot_token, settings.slack_api_url)
-        report("Slack token", lambda: _slack_auth(client))
-        for label, channel in (("review channel", settings.slack_review_channel), ("digest channel", settings.slack_digest_channel)):
-            if channel:
-                report(f"Slack {label}", lambda channel=channel: _slack_channel(client, channel))
-    else:
-        report("Slack token", _missing("SLACK_BOT_TOKEN"))
+    report("prompts", lambda: _prompts(settings))
+    _check_slack(settings, report)
     if settings.model_configured:
         report("model", lambda: Drafter(settings).check())
     else:
         out("  note  model: none configured; cards will come without drafts (set OPENAI_API_KEY or OPENAI_BASE_URL)")
+    platform_config_failed = False
     try:
         platforms = enabled_platforms(settings)
     except ConfigError as error:
-        platforms = {}
-        report("platforms", _raise(str(error)))
+        platforms, platform_config_failed = {}, True
+        report("platforms", _raise_config(error))
     for platform in platforms.values():
-        report(platform.label, platform.check_login)
+        report(platform.label, lambda platform=platform: _platform_login(platform))
     _streams(settings, platforms, report)
-    if not platforms:
-        report("platforms", _missing("the credentials of at least one of Bluesky, Mastodon, X or Reddit"))
+    if not platforms and not platform_config_failed:
+        report("platforms", _raise("no platform is enabled: set the credentials of Bluesky, Mastodon, X or Reddit (see .env.example)"))
+    if settings.openai_embedding_model:
+        report("embedding model", lambda: _embedding_model(settings))
     out("All checks passed." if not failures else f"{failures} check(s) failed; fix them and run `conversant doctor` again.")
     return 1 if failures else 0
 
@@ -60,8 +66,22 @@ def _streams(settings: Settings, platforms: dict, report) -> None:
         report(f"{platforms[stream.platform].label} stream ({stream.source})", stream.check)
 
 
+def _quiet_libraries() -> None:
+    """Each check says in one line what went wrong; the libraries' own error lines would only repeat it, raw."""
+    for name in ("slack_sdk", "slack_bolt", "openai", "httpx", "httpcore", "atproto", "atproto_client", "mastodon",
+                 "tweepy", "praw", "prawcore", "urllib3", "sqlalchemy", "websockets", "websocket"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+
+
 def _missing(name: str) -> Callable[[], str]:
     return _raise(f"{name} is not set (see .env.example)")
+
+
+def _raise_config(error: ConfigError) -> Callable[[], str]:
+    def check() -> str:
+        raise error
+
+    return check
 
 
 def _raise(message: str) -> Callable[[], str]:
@@ -74,20 +94,100 @@ def _raise(message: str) -> Callable[[], str]:
 def _configuration(settings: Settings) -> str:
     settings.require("BRAND_NAME", "SLACK_REVIEW_CHANNEL")
     who = "anyone in the channel" if not settings.slack_approvers else ", ".join(settings.slack_approvers)
-    return f"brand {settings.brand_name!r}; approvers: {who}"
+    dotenv = Path(".env").resolve()
+    source = f"the environment over {dotenv}" if dotenv.is_file() else "the environment (no .env in this folder)"
+    return f"brand {settings.brand_name!r}; approvers: {who}; read from {source}"
+
+
+def _one_line(error: Exception) -> str:
+    """What to do, in one line: our checks raise sentences; anything else is named, never dumped."""
+    if isinstance(error, (RuntimeError, ConfigError, DraftUnavailable, PlatformError)):
+        return " ".join(str(error).split())
+    return f"unexpected {type(error).__name__}; run with LOG_LEVEL=DEBUG for details"
 
 
 def _database(settings: Settings) -> str:
     db = Database(settings.database_url)
     try:
-        db.ping()
+        try:
+            db.ping()
+        except SQLAlchemyError as error:
+            reason = str(error.orig).splitlines()[0][:160] if getattr(error, "orig", None) else type(error).__name__
+            raise RuntimeError(f"cannot connect to {describe_url(settings.database_url)} ({reason}): "
+                               "check DATABASE_URL and that the server is running") from None
         try:
             check_schema(db, settings.database_url)
         except SchemaOutOfDate as error:
             raise RuntimeError(str(error)) from None
-        return f"{db.engine.dialect.name} reachable, schema up to date"
+        return f"{describe_url(settings.database_url)} reachable, schema up to date"
     finally:
         db.dispose()
+
+
+def _prompts(settings: Settings) -> str:
+    load_prompts(settings)  # raises ConfigError naming a missing or empty file
+    return f"{', '.join(PROMPT_FILES)} in {prompts_dir(settings).resolve()}"
+
+
+def _check_slack(settings: Settings, report) -> None:
+    """The bot token and its scopes, the channels, and the token each way of receiving clicks needs."""
+    if settings.slack_bot_token:
+        client = make_client(settings.slack_bot_token, settings.slack_api_url)
+        report("Slack token", lambda: _slack_auth(client))
+        for label, channel in (("review channel", settings.slack_review_channel), ("digest channel", settings.slack_digest_channel)):
+            if channel:
+                report(f"Slack {label}", lambda channel=channel: _slack_channel(client, channel))
+    else:
+        report("Slack token", _missing("SLACK_BOT_TOKEN"))
+    report("Slack clicks", lambda: _slack_modes(settings))
+
+
+def _slack_modes(settings: Settings) -> str:
+    """`web` needs the signing secret, `run` an app-level token that Slack accepts."""
+    if not settings.slack_signing_secret and not settings.slack_app_token:
+        raise RuntimeError("neither SLACK_SIGNING_SECRET (for `conversant web`) nor SLACK_APP_TOKEN (for `conversant run`, "
+                           "Socket Mode) is set: set the one for the command you run (see .env.example)")
+    ready = []
+    if settings.slack_signing_secret:
+        ready.append("`conversant web` (signing secret set)")
+    if settings.slack_app_token:
+        client = make_client(None, settings.slack_api_url)
+        try:
+            client.apps_connections_open(app_token=settings.slack_app_token)
+        except SlackApiError as error:
+            raise RuntimeError(f"Slack refused SLACK_APP_TOKEN ({error.response.get('error')}): create an app-level token with "
+                               "connections:write under Basic Information > App-Level Tokens") from None
+        except OSError as error:  # network trouble (URLError, timeouts), said in one line
+            raise RuntimeError(_unreachable(settings.slack_api_url, error)) from None
+        ready.append("`conversant run` (Socket Mode token accepted)")
+    if not settings.slack_signing_secret:
+        ready.append("`conversant web` needs SLACK_SIGNING_SECRET")
+    elif not settings.slack_app_token:
+        ready.append("`conversant run` needs SLACK_APP_TOKEN")
+    return "; ".join(ready)
+
+
+def _unreachable(url: str, error: Exception) -> str:
+    reason = getattr(error, "reason", None) or error
+    text = getattr(reason, "strerror", None) or type(reason).__name__
+    return f"cannot reach Slack at {url} ({text}): check the network, or SLACK_API_URL"
+
+
+def _platform_login(platform) -> str:
+    try:
+        return platform.check_login()
+    except PlatformError as error:
+        # A hint about the next poll cycle ("tries again on the next poll") means nothing here.
+        retry_hint = error.hint and "tries again" in error.hint
+        raise RuntimeError(error.message if retry_hint else str(error)) from None
+
+
+def _embedding_model(settings: Settings) -> str:
+    if not settings.model_configured:
+        raise RuntimeError("OPENAI_EMBEDDING_MODEL is set but no model server is: set OPENAI_API_KEY or OPENAI_BASE_URL, "
+                           "or unset OPENAI_EMBEDDING_MODEL to use the database's full-text ranking")
+    vectors = Drafter(settings).embed(["doctor"])
+    return f"{settings.openai_embedding_model}: {len(vectors[0])} dimensions"
 
 
 def _slack_auth(client) -> str:
@@ -95,13 +195,22 @@ def _slack_auth(client) -> str:
         auth = client.auth_test()
     except SlackApiError as error:
         raise RuntimeError(f"Slack refused the token ({error.response.get('error')}): check SLACK_BOT_TOKEN") from None
-    return f"bot {auth.get('user')} in {auth.get('team')}"
+    except Exception as error:  # noqa: BLE001 - network trouble, said in one line
+        raise RuntimeError(_unreachable(client.base_url, error)) from None
+    missing = missing_scopes(next((v for k, v in auth.headers.items() if k.lower() == "x-oauth-scopes"), None))
+    if missing:
+        raise RuntimeError(f"the bot lacks the scope(s) {', '.join(missing)}: add them under OAuth & Permissions "
+                           "(or update the app from slack-manifest.yml) and reinstall the app")
+    return f"bot {auth.get('user')} in {auth.get('team')}, every scope it needs"
 
 
 def _slack_channel(client, channel: str) -> str:
     try:
         info = client.conversations_info(channel=channel)["channel"]
     except SlackApiError as error:
+        if error.response.get("error") == "missing_scope":
+            raise RuntimeError(f"{channel}: the bot may not read this channel's details: add groups:read (private channels) "
+                               "and channels:read, then reinstall the app") from None
         raise RuntimeError(f"{channel}: {error.response.get('error')} (check the ID and invite the bot to the channel)") from None
     if info.get("is_member") is False:
         raise RuntimeError(f"#{info.get('name', channel)}: the bot is not a member; invite it with /invite @Conversant")

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
 
-from bot.config import Settings
+from bot.config import ConfigError, Settings
 from bot.context import DraftContext
 from bot.examples import ApprovedExample, prompt_section
 from bot.llm import Drafter, DraftUnavailable, Triage
@@ -38,11 +38,20 @@ def prompts_dir(settings: Settings) -> Path:
 
 
 def load_prompts(settings: Settings) -> Prompts:
+    """The three prompt files; a missing or empty one stops the command (``ConfigError``): drafting
+    with an empty system prompt would go unnoticed until the replies sound wrong."""
     folder = prompts_dir(settings)
+    where = f"PROMPTS_DIR={folder}" if settings.prompts_dir else str(folder.resolve())
+    if not folder.is_dir():
+        raise ConfigError(f"{where} is not a folder: point PROMPTS_DIR at a folder with {', '.join(PROMPT_FILES)}, or unset it")
     texts = {}
     for name in PROMPT_FILES:
         path = folder / name
         texts[name] = path.read_text(encoding="utf-8") if path.is_file() else ""
+    missing = [name for name in PROMPT_FILES if not texts[name].strip()]
+    if missing:
+        raise ConfigError(f"{where}: {', '.join(missing)} {'is' if len(missing) == 1 else 'are'} missing or empty; "
+                          f"copy {'it' if len(missing) == 1 else 'them'} from the prompts/ folder of Conversant and adapt")
     brand = settings.brand_name or "the brand"
     return Prompts(
         system=texts["system.md"].replace("{brand}", brand),

@@ -66,6 +66,7 @@ class FakeSlack(FakeServer):
         self.uploads: dict[str, bytes] = {}
         self.files: dict[str, dict] = {}
         self.socket_url = "ws://127.0.0.1:1/"
+        self.bot_scopes = list(_SCOPES)  # what auth.test says the bot was granted: the manifest's
         self.calls: list[SlackCall] = []
         self._faults: dict[str, _Fault] = {}
         self._delays: dict[str, float] = {}
@@ -201,7 +202,7 @@ class FakeSlack(FakeServer):
             body = handler(args, token)
         except SlackError as e:
             return _error(e.error)
-        headers = {"X-OAuth-Scopes": _SCOPES} if method == "auth.test" else {}
+        headers = {"X-OAuth-Scopes": ",".join(self.bot_scopes)} if method == "auth.test" else {}
         return Response(200, {"ok": True, **body}, headers)
 
     def _over_limit(self, method: str, channel: str | None) -> int:
@@ -458,10 +459,7 @@ class FakeSlack(FakeServer):
         return {"url": self.socket_url}
 
 
-_SCOPES = ",".join([
-    "chat:write", "commands", "channels:read", "channels:join", "users:read",
-    "usergroups:read", "files:write",
-])
+_SCOPES = ("chat:write", "commands", "channels:read", "groups:read", "usergroups:read", "files:write")
 
 
 def _error(error: str, **extra: Any) -> Response:
