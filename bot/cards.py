@@ -96,6 +96,8 @@ def escape(text: str) -> str:
 
 
 def quote(text: str) -> str:
+    if not text:  # deleted by its author, or past the retention window (`conversant purge`)
+        return "> _(text no longer stored)_"
     body = escape(text)
     if len(body) > SECTION_LIMIT:
         body = body[:SECTION_LIMIT] + "…"

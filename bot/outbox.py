@@ -16,6 +16,7 @@ from bot import examples, policy
 from bot.metrics import POST_LATENCY
 from bot.models import RECONCILE_AFTER, UNKNOWN_OUTCOME, Conversation, State, audit, transition, utcnow
 from bot.platforms.base import MentionGone, PlatformError, RateLimited, Unavailable
+from bot.purge import FORGET_DELETED
 from bot.review import refresh_card, reply_rules
 from bot.services import Services
 
@@ -87,7 +88,7 @@ def _settled_on_platform(services: Services, platform, conversation: Conversatio
         existing = platform.find_brand_reply(conversation.thread_ref)
     except MentionGone:
         with services.db.session() as session:
-            if transition(session, conversation.id, from_state, State.DELETED, checked_at=utcnow()):
+            if transition(session, conversation.id, from_state, State.DELETED, checked_at=utcnow(), **FORGET_DELETED):
                 audit(session, conversation.id, "conversant", "deleted_by_author")
         log.info("conversation %s: deleted by its author; nothing posted", conversation.id)
         return State.DELETED
@@ -160,7 +161,8 @@ def reconcile(services: Services) -> int:
             reply = platform.find_brand_reply(conversation.thread_ref)
         except MentionGone:
             with services.db.session() as session:
-                transition(session, conversation.id, State.POSTING, State.POST_FAILED, post_error="the post was deleted by its author")
+                transition(session, conversation.id, State.POSTING, State.POST_FAILED, post_error="the post was deleted by its author",
+                           **FORGET_DELETED)
             refresh_card(services, conversation.id)
             continue
         except PlatformError as error:

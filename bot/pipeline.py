@@ -29,6 +29,7 @@ from bot.models import (
     utcnow,
 )
 from bot.platforms.base import MentionGone, PlatformError, RateLimited
+from bot.purge import FORGET_DELETED
 from bot.review import card_for, refresh_card, reply_rules
 from bot.services import Services
 from bot.slack.publish import CardPublishError
@@ -230,7 +231,8 @@ def check_thread(services: Services, conversation_id: int, *, from_state: State 
         reply = platform.find_brand_reply(conversation.thread_ref)
     except MentionGone:
         with services.db.session() as session:
-            transition(session, conversation_id, from_state, State.SKIPPED, triage_reason="deleted by the author before it was handled")
+            transition(session, conversation_id, from_state, State.SKIPPED, triage_reason="deleted by the author before it was handled",
+                       **FORGET_DELETED)
         return State.SKIPPED
     except PlatformError as error:
         log.warning("conversation %s: could not check the thread (%s); drafting anyway", conversation_id, error)

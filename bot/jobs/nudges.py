@@ -39,6 +39,7 @@ from bot.models import (
     utcnow,
 )
 from bot.platforms.base import MentionGone, PlatformError
+from bot.purge import FORGET_DELETED
 from bot.review import refresh_card
 from bot.services import Services
 from bot.slack.home import permalink, platform_label
@@ -135,7 +136,7 @@ def _still_waiting(services: Services, cards, now: datetime, report: NudgeReport
         try:
             reply = platform.find_brand_reply(c.thread_ref)
         except MentionGone:
-            _settle(services, c.id, State.DELETED, "deleted_by_author", None, checked_at=now)
+            _settle(services, c.id, State.DELETED, "deleted_by_author", None, checked_at=now, **FORGET_DELETED)
             report.settled.append(c.id)
             continue
         except PlatformError as error:
