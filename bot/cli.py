@@ -36,6 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("run", help="Socket Mode plus the scheduler, in one process")
     commands.add_parser("doctor", help="check configuration, database, Slack, the model and each platform")
     commands.add_parser("demo", help="the offline demo: no credentials, no network")
+    purge = commands.add_parser("purge", help="blank the mention text and drafts of settled conversations past a retention window")
+    purge.add_argument("--older-than", type=_days, required=True, metavar="DAYS",
+                       help="settled conversations received more than DAYS days ago (decimals allowed)")
     evaluate = commands.add_parser("eval", help="check the drafter: replay real customer-care conversations, or draft a file of mentions")
     evaluate.add_argument("file", nargs="?", help="a JSON file of mentions (e.g. bot/demo/eval_mentions.json) or of "
                           "conversations; default: the customer-care conversations shipped with Conversant")
@@ -62,7 +65,8 @@ def main(argv: list[str] | None = None) -> int:
         configure_logging(settings)
         return COMMANDS[args.command](settings, args)
     except ConfigError as error:
-        print(f"conversant: configuration error: {error}", file=sys.stderr)
+        for problem in error.problems:  # every bad variable at once, one line each
+            print(f"conversant: configuration error: {problem}", file=sys.stderr)
         return 2
     except SchemaOutOfDate as error:
         print(f"conversant: {error}", file=sys.stderr)
@@ -239,6 +243,32 @@ def _serve_ops(settings: Settings, services):
     return serve_in_background(services, settings.metrics_port) if settings.metrics_port else None
 
 
+def _days(value: str) -> float:
+    try:
+        days = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"DAYS must be a number, got {value!r}") from None
+    if days < 0:
+        raise argparse.ArgumentTypeError(f"DAYS must be 0 or more, got {value!r}")
+    return days
+
+
+def cmd_purge(settings: Settings, args) -> int:
+    from datetime import timedelta
+
+    from bot.db import Database
+    from bot.purge import purge
+
+    db = Database(settings.database_url)
+    try:
+        check_schema(db, settings.database_url)
+        report = purge(db, older_than=timedelta(days=args.older_than))
+    finally:
+        db.dispose()
+    print(f"conversant: {report.summary()}")
+    return 0
+
+
 def cmd_doctor(settings: Settings, args) -> int:
     from bot.doctor import run_doctor
 
@@ -270,6 +300,11 @@ def cmd_eval(settings: Settings, args) -> int:
     if not any(r.should_reply is not None for r in report.results):
         print(f"conversant eval: the model gave no usable answer ({report.results[0].error})", file=sys.stderr)
         return 1
+    every_check = report.totals()["drafts_passing_every_check"]
+    if every_check["passed"] < every_check["applicable"]:  # exit 1, so CI and scripts notice a regression
+        print(f"conversant eval: {every_check['applicable'] - every_check['passed']} of {every_check['applicable']} drafts "
+              "failed a check (see above)", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -282,5 +317,6 @@ COMMANDS = {
     "nudge": cmd_nudge,
     "digest": cmd_digest,
     "doctor": cmd_doctor,
+    "purge": cmd_purge,
     "eval": cmd_eval,
 }

@@ -171,7 +171,8 @@ def test_the_sample_set_runs_as_a_command_with_the_judge(tmp_path, model):
 
     result = conversant("eval", str(SAMPLE_SET), "--judge", "--json", env=env, cwd=tmp_path)
 
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 1, result.stderr  # the injected draft fails its checks
+    assert "drafts failed a check" in result.stderr
     report = json.loads(result.stdout)
     sample = json.loads(SAMPLE_SET.read_text())
     assert 20 <= len(sample["mentions"]) <= 30
@@ -191,7 +192,7 @@ def test_the_sample_set_runs_as_a_command_with_the_judge(tmp_path, model):
     assert languages["offline-praise"] is True and languages["pdf-export-de"] is False and languages["offline-days-ja"] is False
 
     table = conversant("eval", str(SAMPLE_SET), env=env, cwd=tmp_path)
-    assert table.returncode == 0
+    assert table.returncode == 1
     assert f"of {len(sample['mentions'])} mentions" in table.stdout and "prompt-injection" in table.stdout
 
 
