@@ -41,14 +41,14 @@ demo: install
 test: install
 	$(WITH_PG) $(PYTEST) -q -n 2 -m "not integration and not container" tests
 	$(WITH_PG) $(PYTEST) -q -m integration tests/integration
-	$(PYTEST) -q -m container tests/test_container.py
+	$(PYTEST) -q -m container tests/scenario/test_container.py
 
 test-fast: install
 	$(WITH_PG) $(PYTEST) -q -n 2 -m "not integration and not container" tests
 
 # The container's install and start script (scripts/container.sh), on a fresh venv as a non-root user.
 test-container: install
-	$(PYTEST) -q -m container tests/test_container.py
+	$(PYTEST) -q -m container tests/scenario/test_container.py
 
 test-integration: install
 	$(WITH_PG) $(PYTEST) -q -m integration tests/integration

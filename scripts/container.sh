@@ -1,6 +1,6 @@
 #!/bin/sh
 # The container's install and start steps, in one script: the Dockerfile runs it, and so does
-# CI (tests/test_container.py: a fresh virtual environment, as a non-root user), so the recipe
+# CI (tests/scenario/test_container.py: a fresh virtual environment, as a non-root user), so the recipe
 # is exercised even where no container engine runs.
 #
 #   container.sh install SRC VENV   a virtual environment VENV with Conversant from the source tree

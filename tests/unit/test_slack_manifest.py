@@ -9,7 +9,7 @@ from slack_sdk import WebClient
 
 from bot.slack.scopes import APP_TOKEN_METHODS, BOT_SCOPES, SCOPES_BY_METHOD
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 MANIFESTS = ["slack-manifest.yml", "slack-manifest.socket-mode.yml"]
 
 

@@ -11,7 +11,7 @@ import urllib.error
 import urllib.request
 
 from tests.conftest import eventually, triage
-from tests.test_socket_mode import FakeSocketMode
+from tests.scenario.test_socket_mode import FakeSocketMode
 
 
 def _start(args: list[str], env: dict, tmp_path) -> tuple[subprocess.Popen, object]:

@@ -20,7 +20,7 @@ from tests.conftest import eventually
 
 pytestmark = pytest.mark.container
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SKIP = shutil.ignore_patterns(".git", ".venv", ".lock-venv", "*.db", "*.db-*", "__pycache__", "*.egg-info",
                               "build", ".pytest_cache", ".env", "node_modules")
 
