@@ -27,6 +27,8 @@ if ! pg_lsclusters -h | grep -q "^$version *main .*online"; then
   log "starting PostgreSQL $version on 127.0.0.1:5432"
   # The AppView of the real Bluesky suite needs ~18 connections of its own.
   pg_ctlcluster "$version" main start -o "-c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=off" >&2
+  # The one thing `make test` leaves running, so say so.
+  log "PostgreSQL $version keeps running after the tests; stop it with: pg_ctlcluster $version main stop"
 fi
 
 as_postgres() { su postgres -c "psql -qAt -v ON_ERROR_STOP=1 -c \"$1\"" 2>/dev/null || runuser -u postgres -- psql -qAt -v ON_ERROR_STOP=1 -c "$1"; }

@@ -26,6 +26,8 @@ from tests.fakes.bluesky_pds import FakeBluesky
 from tests.fakes.openai_api import FakeOpenAI
 from tests.fakes.slack_api import FakeSlack
 
+pytest_plugins = ["tests.leftovers"]  # stops, and names, any process a test left running
+
 PG_ENV = "CONVERSANT_TEST_POSTGRES_URL"
 
 # Every client in the tests speaks plain HTTP to 127.0.0.1, yet httpx (under openai and atproto)
