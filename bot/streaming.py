@@ -153,8 +153,7 @@ class StreamRunner:
                                                     what=f"consumes the {stream.platform} {stream.source} stream")
         self.backoff = backoff
         self.state = StreamState(source=stream.source)
-        self.stored = 0  # mentions this runner stored (stream and gap polls)
-        self.gap_polls = 0
+        self.gap_polls = 0  # polling passes run for gaps the stream could not replay
         self._stop = threading.Event()
         self._failures = 0
         self._told_down = False
@@ -175,10 +174,6 @@ class StreamRunner:
         self._stop.set()
         self._thread.join(timeout=timeout)
         self.leadership.release()
-
-    @property
-    def alive(self) -> bool:
-        return self._thread.is_alive()
 
     def _loop(self) -> None:
         connected_once = False
@@ -223,7 +218,6 @@ class StreamRunner:
             return
         record_platform_status(self.services, self.platform.label, self.platform.name, report.errors[0] if report.errors else None)
         self.gap_polls += 1
-        self.stored += report.new
         if report.new:
             self.on_new()
 
@@ -239,7 +233,6 @@ class StreamRunner:
             self._poll_gap()
         if batch.newest_at:
             self.state.newest_at = batch.newest_at.isoformat()
-        self.stored += new
         if new:
             log.info("%s: %d new mentions from %s", self.platform.name, new, self.stream.source)
             self.on_new()

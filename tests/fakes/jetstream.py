@@ -32,6 +32,7 @@ class FakeJetstream:
         self.events: list[dict] = []
         self.subscriptions: list[dict[str, list[str]]] = []  # the query of every connection, in order
         self.down = False  # refuse connections (503), as a Jetstream that is restarting does
+        self.sent = 0  # frames sent to consumers
         self._lock = threading.Lock()
         self._clients: list[tuple[queue.Queue, dict]] = []
         self._last_us = 0
@@ -130,6 +131,7 @@ class FakeJetstream:
                 if frame is None:
                     break
                 connection.send(frame)
+                self.sent += 1
         except ConnectionClosed:
             pass
         finally:
