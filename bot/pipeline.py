@@ -14,7 +14,7 @@ from datetime import timedelta
 
 from sqlalchemy import case, select, update
 
-from bot import backlog, bursts, examples, outbox, policy
+from bot import backlog, bursts, examples, leases, outbox, policy
 from bot.context import gather as gather_context
 from bot.db import one_at_a_time
 from bot.draft import make_draft
@@ -40,7 +40,7 @@ BATCH = 100
 # A cycle starts drafts and posts cards for this share of POLL_INTERVAL_SECONDS, and ends by the
 # second: the scheduler's next run is then due, and a run that finds the last one going is skipped.
 CYCLE_SHARE, CYCLE_END = 0.95, 0.98
-STALE_CLAIM = timedelta(minutes=10)  # a process that claimed work this long ago has died
+STALE_CLAIM = leases.MAXIMUM  # the longest lease (bot/leases.py): a claim this old has lost its process
 TURNS_LOCK = 0x636F6E74  # "cont": one process at a time links turns (PostgreSQL advisory lock)
 
 
@@ -147,8 +147,8 @@ def record_platform_status(services: Services, label: str, name: str, error: Pla
 
 
 def release_stale_claims(services: Services) -> None:
-    """Hand back work claimed by a process that died: drafting, and cards never posted."""
-    cutoff = utcnow() - STALE_CLAIM
+    """Hand back work claimed by a process that died (its lease ran out): drafting, and cards never posted."""
+    cutoff = utcnow() - leases.lease_length(services.settings)
     with services.db.session() as session:
         stuck = session.scalars(
             select(Conversation.id).where(Conversation.state == State.DRAFTING.value, Conversation.updated_at < cutoff)
@@ -259,8 +259,12 @@ def draft_new(services: Services) -> tuple[int, int, int]:
                 claimed.append(conversation_id)
     if not claimed:
         return 0, 0, 0
+    held = leases.for_services(services)
+    held.hold(claimed)
     with ThreadPoolExecutor(max_workers=services.settings.openai_concurrency, thread_name_prefix="draft") as pool:
         outcomes = list(pool.map(lambda cid: _draft_one(services, cid), claimed))
+    for conversation_id in claimed:
+        held.drop(conversation_id)
     return outcomes.count(State.DRAFTED), outcomes.count(State.DRAFT_FAILED), outcomes.count(State.SKIPPED)
 
 
@@ -339,6 +343,7 @@ def claim_new(services: Services, limit: int) -> list[int]:
             .returning(Conversation.id)
             .execution_options(synchronize_session=False)
         ))
+    leases.for_services(services).hold(won)
     return [cid for cid in ids if cid in won]
 
 
@@ -348,8 +353,10 @@ def _prepare_one(services: Services, conversation_id: int) -> State | None:
         settled = check_thread(services, conversation_id, from_state=State.DRAFTING)
         return settled or _draft_one(services, conversation_id)
     except Exception:  # noqa: BLE001 - one broken conversation must not stop the others; it is released later
-        log.exception("conversation %s: drafting failed; it is tried again after %s", conversation_id, STALE_CLAIM)
+        log.exception("conversation %s: drafting failed; it is tried again once its lease runs out", conversation_id)
         return None
+    finally:
+        leases.for_services(services).drop(conversation_id)
 
 
 def post_next_card(services: Services) -> bool | None:
@@ -417,6 +424,16 @@ def post_card(services: Services, conversation_id: int) -> bool | None:
         if not transition(session, conversation_id, (State.DRAFTED, State.DRAFT_FAILED), State.CARDED, carding_since=utcnow()):
             return False
         conversation = session.get(Conversation, conversation_id)
+    held = leases.for_services(services)
+    held.hold([conversation_id])
+    try:
+        return _post_claimed_card(services, conversation)
+    finally:
+        held.drop(conversation_id)
+
+
+def _post_claimed_card(services: Services, conversation: Conversation) -> bool | None:
+    conversation_id = conversation.id
     anchor = _thread_card(services, conversation)
     try:
         if anchor:
