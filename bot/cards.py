@@ -124,7 +124,7 @@ def review_card(conversation: Conversation, facts: CardFacts) -> dict:
         label = "Quoting" if c.reason == "quote" else "In reply to"
         blocks.append(_context(f"{label}:\n{quote(c.parent_text)}"))
     blocks.append(_section(quote(c.text)))
-    blocks.append(_context(f"<{c.url}|Open the post on {facts.platform_label}>" + _triage_phrase(c)))
+    blocks.append(_context(f"<{c.url}|Open the post on {facts.platform_label}>" + _triage_phrase(c) + _drafted_by(c)))
     blocks.extend(_draft_blocks(c, facts))
     blocks.extend(_outcome_blocks(c, facts))
     blocks.extend(_attention_blocks(c))
@@ -154,6 +154,10 @@ def _reason_phrase(reason: str) -> str:
 def _triage_phrase(c: Conversation) -> str:
     parts = [p for p in (c.category, c.sentiment and f"{c.sentiment} sentiment", c.urgency and f"{c.urgency} urgency") if p]
     return " · " + " · ".join(parts) if parts else ""
+
+
+def _drafted_by(c: Conversation) -> str:
+    return f" · drafted by {escape(c.draft_model)}" if c.draft_text and c.draft_model else ""
 
 
 def _draft_blocks(c: Conversation, facts: CardFacts) -> list[dict]:

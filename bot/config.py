@@ -51,9 +51,10 @@ class Settings:
     openai_base_url: str | None = None
     openai_model: str = "gpt-4o-mini"
     openai_embedding_model: str | None = None
-    openai_timeout_seconds: float = 30.0
-    openai_concurrency: int = 4
-    openai_max_retries: int = 2  # the OpenAI SDK's own default: 408/409/429/5xx, backing off as the server says
+    openai_timeout_seconds: float | None = None  # None: the Drafter adapts it to the speed it measures
+    openai_concurrency: int = 4  # and never more than the server's slots, when it reports them
+    openai_max_retries: int = 2  # connection errors, 429 and 5xx; never a timeout (the request may still be running)
+    openai_max_tokens: int = 1024  # an answer cut off there gives no draft, with the reason
     brand_name: str | None = None
     brand_keywords: tuple[str, ...] = ()
     brand_allowed_domains: tuple[str, ...] = ()
@@ -150,9 +151,10 @@ def load_settings(environ: dict[str, str] | None = None, dotenv_path: str | Path
         openai_base_url=check(_url, env, "OPENAI_BASE_URL", None),
         openai_model=get("OPENAI_MODEL", Settings.openai_model),
         openai_embedding_model=get("OPENAI_EMBEDDING_MODEL"),
-        openai_timeout_seconds=check(_number, env, "OPENAI_TIMEOUT_SECONDS", 30.0, minimum=0.1),
+        openai_timeout_seconds=check(_number, env, "OPENAI_TIMEOUT_SECONDS", None, minimum=0.1),
         openai_concurrency=check(_number, env, "OPENAI_CONCURRENCY", 4, minimum=1, integer=True),
         openai_max_retries=check(_number, env, "OPENAI_MAX_RETRIES", 2, minimum=0, integer=True),
+        openai_max_tokens=check(_number, env, "OPENAI_MAX_TOKENS", 1024, minimum=16, integer=True),
         brand_name=get("BRAND_NAME"),
         brand_keywords=check(_list, env, "BRAND_KEYWORDS"),
         brand_allowed_domains=tuple(d.lower().removeprefix("www.") for d in _list(env, "BRAND_ALLOWED_DOMAINS")),

@@ -2,16 +2,20 @@
 from __future__ import annotations
 
 import logging
+import math
+import time
 from pathlib import Path
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 from slack_sdk.errors import SlackApiError
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.config import ConfigError, Settings
 from bot.db import Database, SchemaOutOfDate, check_schema, describe_url
-from bot.draft import PROMPT_FILES, load_prompts, prompts_dir
-from bot.llm import Drafter, DraftUnavailable
+from bot.draft import PROMPT_FILES, build_messages, load_prompts, prompts_dir, reply_cap
+from bot.llm import TIMEOUT_MARGIN, Drafter, DraftUnavailable
+from bot.models import Conversation
 from bot.platforms.base import PlatformError
 from bot.platforms.registry import enabled_platforms
 from bot.slack.publish import make_client
@@ -38,7 +42,11 @@ def run_doctor(settings: Settings, out: Callable[[str], None] = print) -> int:
     report("prompts", lambda: _prompts(settings))
     _check_slack(settings, report)
     if settings.model_configured:
-        report("model", lambda: Drafter(settings).check())
+        drafter = Drafter(settings)
+        before = failures
+        report("model", drafter.check)
+        if failures == before:  # a server that does not answer has no speed to measure
+            report("model speed", lambda: _model_speed(settings, drafter))
     else:
         out("  note  model: none configured; cards will come without drafts (set OPENAI_API_KEY or OPENAI_BASE_URL)")
     platform_config_failed = False
@@ -215,3 +223,47 @@ def _slack_channel(client, channel: str) -> str:
     if info.get("is_member") is False:
         raise RuntimeError(f"#{info.get('name', channel)}: the bot is not a member; invite it with /invite @Conversant")
     return f"#{info.get('name', channel)}"
+
+
+SAMPLE_MENTION = "@brand my order still hasn't arrived after two weeks and nobody answers my emails. What is going on?"
+
+
+def _model_speed(settings: Settings, drafter: Drafter) -> str:
+    """Time real drafts (one alone, then as many at once as the drafter sends) and say what to set."""
+    conversation = Conversation(platform="bluesky", author_handle="alice.example", author_name="Alice", reason="mention",
+                                text=SAMPLE_MENTION, parent_text=None)
+    messages = build_messages(load_prompts(settings), conversation, platform_label="Bluesky", limit=300)
+    started = time.monotonic()
+    model = drafter.triage(messages, reply_max_chars=reply_cap(300)).drafted_by
+    one = time.monotonic() - started
+    at_once = drafter.concurrency
+    if at_once > 1:
+        started = time.monotonic()
+        with ThreadPoolExecutor(at_once) as pool:
+            list(pool.map(lambda _: drafter.triage(messages, reply_max_chars=reply_cap(300)), range(at_once)))
+        per_minute = 60 * at_once / (time.monotonic() - started)
+    else:
+        per_minute = 60 / one
+    lines = [f"{model}: one draft in {one:.1f} s"]
+    speed = drafter.speed()
+    if speed:
+        lines[0] += f" ({speed[1]:.0f} tokens/s)"
+    slots = f"the server's {drafter.server_slots} slot(s)" if drafter.server_slots else "OPENAI_CONCURRENCY"
+    lines[0] += f"; {at_once} at once ({slots}): about {per_minute:.0f} drafts a minute"
+    needed = math.ceil(drafter.adaptive_timeout())
+    if settings.openai_timeout_seconds is None:
+        lines.append(f"the timeout adapts to this speed: {needed} s now (a whole {settings.openai_max_tokens}-token answer, x{TIMEOUT_MARGIN:g}); "
+                     f"to pin it set OPENAI_TIMEOUT_SECONDS={needed}")
+    elif settings.openai_timeout_seconds < (drafter.whole_answer_seconds() or 0):
+        lines.append(f"warning: OPENAI_TIMEOUT_SECONDS={settings.openai_timeout_seconds:g} may be shorter than a whole answer "
+                     f"({settings.openai_max_tokens} tokens, OPENAI_MAX_TOKENS) takes here: set OPENAI_TIMEOUT_SECONDS={needed} or unset it")
+    if drafter.server_slots and settings.openai_concurrency > drafter.server_slots:
+        lines.append(f"OPENAI_CONCURRENCY={settings.openai_concurrency} is capped at the server's {drafter.server_slots} slot(s); "
+                     f"start the server with more slots (llama-server -np N) to draft more at once")
+    elif drafter.server_slots and settings.openai_concurrency < drafter.server_slots:
+        lines.append(f"the server has {drafter.server_slots} slots: set OPENAI_CONCURRENCY={drafter.server_slots} to use them all")
+    cycle = per_minute * settings.poll_interval_seconds / 60
+    lines.append(f"a poll cycle (POLL_INTERVAL_SECONDS={settings.poll_interval_seconds:g}) drafts about {cycle:.0f} mention(s); "
+                 "more wait for the next cycle")
+    return "\n          ".join(lines)
+

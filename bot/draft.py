@@ -87,6 +87,12 @@ def _json_block(data: dict) -> str:
     return json.dumps(data, ensure_ascii=False, indent=1).replace("</", "<\\/")
 
 
+def reply_cap(limit: int) -> int:
+    """The longest reply the schema lets the model write: twice the platform's limit, so a reply
+    the cap cut short is still over the limit, flagged by the policy and never approved as it stands."""
+    return min(2 * limit, 10_000)
+
+
 @dataclass(frozen=True)
 class DraftOutcome:
     triage: Triage | None
@@ -100,7 +106,7 @@ def make_draft(drafter: Drafter | None, prompts: Prompts, conversation: Conversa
     messages = build_messages(prompts, conversation, platform_label=platform_label, limit=limit, examples=examples, context=context)
     try:
         with MODEL_LATENCY.time():
-            return DraftOutcome(drafter.triage(messages), None)
+            return DraftOutcome(drafter.triage(messages, reply_max_chars=reply_cap(limit)), None)
     except DraftUnavailable as error:
         log.warning("conversation %s: no draft: %s", conversation.id, error)
         return DraftOutcome(None, f"No draft: {error}.")

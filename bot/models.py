@@ -125,6 +125,7 @@ class Conversation(Base):
     triage_reason: Mapped[str | None] = mapped_column(Text)
     draft_text: Mapped[str | None] = mapped_column(Text)
     draft_error: Mapped[str | None] = mapped_column(Text)
+    draft_model: Mapped[str | None] = mapped_column(String(255))  # the model that wrote draft_text, as its server names it
     policy_problems: Mapped[list] = mapped_column(JSON, default=list)
 
     # turns: a follow-up in a thread we already hold is the next turn of its first conversation

@@ -283,12 +283,12 @@ def draft_and_card(services: Services, report: CycleReport, *, until: float, sto
     urgent first (``backlog`` reports it while it is more than Slack takes in
     a minute).
     """
-    concurrency = services.settings.openai_concurrency
+    concurrency = services.drafter.concurrency if services.drafter else services.settings.openai_concurrency
     budget = cards_per_cycle(services.settings)
     outcomes: Counter = Counter()
     under_way: set[Future] = set()
     slack_refused = no_more_new = False
-    # Twice as many threads as model slots (the Drafter holds OPENAI_CONCURRENCY): while some wait
+    # Twice as many threads as model slots (the Drafter holds OPENAI_CONCURRENCY, or the server's fewer slots): while some wait
     # for the model, the others look up threads and write to the database, so the model is never idle.
     pool = ThreadPoolExecutor(max_workers=2 * concurrency, thread_name_prefix="draft")
     try:
@@ -392,7 +392,7 @@ def _draft_one(services: Services, conversation_id: int) -> State:
             platform = services.platforms.get(conversation.platform)
             reply = triage.reply.strip()
             reply = platform.compose_reply(conversation.thread_ref, reply) if platform else reply
-            values.update(draft_text=reply, policy_problems=policy.check(reply, rules))
+            values.update(draft_text=reply, draft_model=triage.drafted_by or None, policy_problems=policy.check(reply, rules))
             target = State.DRAFTED
         elif triage.should_reply:
             values.update(draft_error="No draft: the model wanted to reply but wrote nothing.")

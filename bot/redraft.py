@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from bot import policy
 from bot.context import gather as gather_context
-from bot.draft import build_messages
+from bot.draft import build_messages, reply_cap
 from bot.llm import DraftUnavailable
 from bot.models import Conversation, State, audit, transition
 from bot.review import refresh_card, reply_rules
@@ -72,7 +72,7 @@ def redraft(services: Services, conversation_id: int, user: str, direction: Dire
     # From the team, so trusted: it goes in a system message, after the untrusted mention.
     messages.append({"role": "system", "content": f"The current draft is:\n{current}\n\nWrite a new draft. {instruction}"})
     try:
-        triage = services.drafter.triage(messages)
+        triage = services.drafter.triage(messages, reply_max_chars=reply_cap(rules.limit))
     except DraftUnavailable as error:
         log.warning("conversation %s: redraft failed: %s", conversation_id, error)
         return RedraftResult(False, f"Couldn't redraft: {error}. The current draft is unchanged.")
@@ -81,7 +81,7 @@ def redraft(services: Services, conversation_id: int, user: str, direction: Dire
     platform = services.platforms.get(conversation.platform)
     text = platform.compose_reply(conversation.thread_ref, triage.reply.strip()) if platform else triage.reply.strip()
     with services.db.session() as session:
-        won = transition(session, conversation_id, State.CARDED, State.CARDED, draft_text=text, draft_error=None,
+        won = transition(session, conversation_id, State.CARDED, State.CARDED, draft_text=text, draft_error=None, draft_model=triage.drafted_by or None,
                          policy_problems=policy.check(text, rules))
         if won:
             audit(session, conversation_id, user, "redrafted", f"{direction.value}: {instruction}")

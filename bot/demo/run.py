@@ -85,6 +85,11 @@ def run_demo(out=print) -> int:
     out("\n== 1. One poll cycle: fetch, triage and draft, post cards ==")
     report = poll_once(services)
     out(f"\nCycle: {report.summary()}")
+    for _ in range(MAX_EXTRA_CYCLES):  # a slow local model finishes its drafts after the cycle; the next one cards them
+        if not _still_drafting(services):
+            break
+        out("\nSome drafts are still with the model; the next cycle cards them.")
+        out(f"Cycle: {poll_once(services).summary()}")
 
     out("\n== 2. A reviewer approves one card and dismisses another ==")
     _approve_one(services, out)
@@ -95,6 +100,15 @@ def run_demo(out=print) -> int:
     out(f"\nReplies the demo platform recorded: {workdir / 'replies.jsonl'}")
     services.db.dispose()
     return 0
+
+
+MAX_EXTRA_CYCLES = 10
+
+
+def _still_drafting(services: Services) -> bool:
+    waiting = (State.NEW.value, State.DRAFTING.value, State.DRAFTED.value, State.DRAFT_FAILED.value)
+    with services.db.session() as session:
+        return bool(session.scalar(select(func.count()).where(Conversation.state.in_(waiting))))
 
 
 def _carded(services: Services) -> list[Conversation]:

@@ -5,6 +5,13 @@ content comes from ``responder`` (set it, or use ``reply_with`` /
 ``reply_sequence``); embeddings are deterministic so similarity tests are stable.
 Errors use OpenAI's ``{"error": {...}}`` shape so the client raises its real
 exception classes.
+
+Checked against a real server (llama.cpp's ``llama-server``, tests/model/): an
+answer longer than ``max_tokens`` is cut there with ``finish_reason: "length"``;
+the answer names the model that served it, which need not be the name asked
+for; with ``slots`` set it behaves as llama.cpp does: ``/props`` and ``/slots``
+say how many requests it runs at once, more wait their turn, and answers carry
+``timings``.
 """
 from __future__ import annotations
 
@@ -32,7 +39,14 @@ class FakeOpenAI(FakeServer):
     def __init__(self) -> None:
         self.responder: Responder | None = None
         self.models: list[str] = ["gpt-4o-mini", "text-embedding-3-small"]
+        # The name an answer gives for the model that served it (OpenAI answers with the dated snapshot).
+        self.served_as: dict[str, str] = {"gpt-4o-mini": "gpt-4o-mini-2024-07-18"}
         self.cached_tokens = 0
+        self.slots: int | None = None  # set: llama.cpp's /props and /slots, and at most that many answers at once
+        self.tokens_per_second = 20.0  # what ``timings`` reports when ``slots`` is set
+        self.most_at_once = 0  # the most chat completions seen in progress together
+        self._in_progress = 0
+        self._slot_gate: threading.Semaphore | None = None
         self._delay = 0.0
         self._faults: list[Response] = []
         self._ids = itertools.count(1)
@@ -88,6 +102,9 @@ class FakeOpenAI(FakeServer):
             return self._chat_completion(request.json())
         if route == ("POST", "/v1/embeddings"):
             return self._embeddings(request.json())
+        if route in (("GET", "/props"), ("GET", "/slots")) and self.slots:
+            return Response(200, {"total_slots": self.slots} if request.path == "/props"
+                            else [{"id": i, "is_processing": False} for i in range(self.slots)])
         if route == ("GET", "/v1/models"):
             return Response(200, {"object": "list", "data": [_model(m) for m in self.models]})
         if request.method == "GET" and request.path.startswith("/v1/models/"):
@@ -96,6 +113,25 @@ class FakeOpenAI(FakeServer):
         return _error(404, f"Invalid URL ({request.method} {request.path})", "invalid_request_error")
 
     def _chat_completion(self, body: dict) -> Response:
+        if self.slots:  # llama.cpp queues what its slots cannot take yet
+            with self._state:
+                if self._slot_gate is None:
+                    self._slot_gate = threading.Semaphore(self.slots)
+            with self._slot_gate:
+                return self._counted(body)
+        return self._counted(body)
+
+    def _counted(self, body: dict) -> Response:
+        with self._state:
+            self._in_progress += 1
+            self.most_at_once = max(self.most_at_once, self._in_progress)
+        try:
+            return self._answer(body)
+        finally:
+            with self._state:
+                self._in_progress -= 1
+
+    def _answer(self, body: dict) -> Response:
         if self._delay:
             time.sleep(self._delay)
         with self._state:
@@ -119,17 +155,18 @@ class FakeOpenAI(FakeServer):
             except ValueError:
                 return _fake_bug(f"responder returned non-JSON content for a JSON response_format: {content!r}")
         prompt_tokens = sum(_count_tokens(m.get("content")) for m in body.get("messages", []))
+        content, finish_reason = _cut(content, body.get("max_completion_tokens") or body.get("max_tokens"))
         completion_tokens = _count_tokens(content)
-        return Response(200, {
+        answer = {
             "id": f"chatcmpl-fake{next(self._ids)}",
             "object": "chat.completion",
             "created": int(time.time()),
-            "model": body["model"],
+            "model": self.served_as.get(body["model"], body["model"]),
             "choices": [{
                 "index": 0,
                 "message": {"role": "assistant", "content": content, "refusal": None, "annotations": []},
                 "logprobs": None,
-                "finish_reason": "stop",
+                "finish_reason": finish_reason,
             }],
             "usage": {
                 "prompt_tokens": prompt_tokens,
@@ -145,7 +182,11 @@ class FakeOpenAI(FakeServer):
             },
             "service_tier": "default",
             "system_fingerprint": "fp_fake",
-        })
+        }
+        if self.slots:
+            answer["timings"] = {"prompt_n": prompt_tokens, "prompt_ms": prompt_tokens / 4 / self.tokens_per_second * 1000,
+                                 "predicted_n": completion_tokens, "predicted_per_second": self.tokens_per_second}
+        return Response(200, answer)
 
     def _embeddings(self, body: dict) -> Response:
         if body.get("model") not in self.models:
@@ -179,6 +220,16 @@ def embed(text: str, dimensions: int = EMBEDDING_DIMENSIONS) -> list[float]:
         vector[int.from_bytes(digest[:4], "little") % dimensions] += 1.0 if digest[4] & 1 else -1.0
     norm = math.sqrt(sum(v * v for v in vector)) or 1.0
     return [v / norm for v in vector]
+
+
+def _cut(content: str, max_tokens: int | None) -> tuple[str, str]:
+    """The answer as a server gives it under ``max_tokens``: cut off there, and said so."""
+    if not max_tokens:
+        return content, "stop"
+    words = list(_WORD.finditer(content))
+    if len(words) <= max_tokens:
+        return content, "stop"
+    return content[:words[max_tokens - 1].end()], "length"
 
 
 def _count_tokens(content: Any) -> int:

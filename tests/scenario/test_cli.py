@@ -100,9 +100,11 @@ def test_half_set_platform_credentials_are_named(env, tmp_path, partial, named):
 
 
 def test_doctor_reports_each_check_and_how_to_fix_failures(env, tmp_path, slack, model, bluesky):
-    good = conversant("doctor", env=env, cwd=tmp_path)
+    model.reply_with(triage())
+    good = conversant("doctor", env={**env, "OPENAI_TIMEOUT_SECONDS": ""}, cwd=tmp_path)  # unset: adapts to the measured speed
     assert good.returncode == 0, good.stdout
-    for check in ("configuration", "database", "Slack token", "Slack review channel", "model", "Bluesky"):
+    assert "drafts a minute" in good.stdout
+    for check in ("configuration", "database", "Slack token", "Slack review channel", "model", "model speed", "Bluesky"):
         assert f"ok    {check}" in good.stdout
 
     bad = conversant("doctor", env={**env, "SLACK_BOT_TOKEN": "xoxb-invalid", "SLACK_REVIEW_CHANNEL": "C_NOPE", "OPENAI_MODEL": "gpt-nope",
