@@ -39,14 +39,18 @@ def run_doctor(settings: Settings, out: Callable[[str], None] = print) -> int:
     out("Conversant doctor")
     report("configuration", lambda: _configuration(settings))
     report("database", lambda: _database(settings))
+    before = failures
     report("prompts", lambda: _prompts(settings))
+    prompts_ok = failures == before
     _check_slack(settings, report)
     if settings.model_configured:
         drafter = Drafter(settings)
         before = failures
         report("model", drafter.check)
-        if failures == before:  # a server that does not answer has no speed to measure
+        if failures == before and prompts_ok:  # drafts need a server that answers and the prompts
             report("model speed", lambda: _model_speed(settings, drafter))
+        elif failures == before:
+            out("  note  model speed: not measured until the prompts are fixed")
     else:
         out("  note  model: none configured; cards will come without drafts (set OPENAI_API_KEY or OPENAI_BASE_URL)")
     platform_config_failed = False

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from bot.config import load_settings
 from bot.doctor import run_doctor
+from tests.conftest import triage
 
 
 def doctor(env: dict) -> tuple[int, list[str]]:
@@ -12,16 +13,18 @@ def doctor(env: dict) -> tuple[int, list[str]]:
 
 
 def test_a_good_setup_passes_every_check(env, slack, model, bluesky):
+    model.reply_with(triage())  # doctor times real drafts
     code, lines = doctor({**env, "SLACK_APP_TOKEN": "xapp-1-test", "OPENAI_EMBEDDING_MODEL": "text-embedding-3-small"})
     assert code == 0, "\n".join(lines)
     assert lines[-1] == "All checks passed."
     for check in ("configuration", "database", "prompts", "Slack token", "Slack review channel", "Slack clicks",
-                  "model", "Bluesky", "embedding model"):
+                  "model", "model speed", "Bluesky", "embedding model"):
         assert any(line.startswith(f"  ok    {check}:") for line in lines), check
     assert "every scope it needs" in "\n".join(lines)
 
 
 def test_a_broken_setup_gets_every_problem_in_one_run_one_line_each(env, slack, model, bluesky, tmp_path):
+    model.reply_with(triage())
     slack.bot_scopes.remove("files:write")
     (tmp_path / "system.md").write_text("Be kind.")
     (tmp_path / "voice.md").write_text("   \n")
@@ -53,6 +56,7 @@ def test_unreachable_servers_are_said_plainly(env, tmp_path):
 
 
 def test_a_web_only_setup_says_what_run_would_need(env, slack, model, bluesky):
+    model.reply_with(triage())
     code, lines = doctor(env)
     assert code == 0
     assert any("ok    Slack clicks: `conversant web` (signing secret set); `conversant run` needs SLACK_APP_TOKEN" in line for line in lines)
