@@ -19,18 +19,14 @@ from bench.seed import seed, seed_postgres
 
 
 def _digest_module():
-    try:
-        from bot.jobs import digest
-    except ImportError:
-        return None
-    return digest if all(hasattr(digest, n) for n in ("build_digest", "digest_message", "compute")) else None
+    from bot import stats
+    from bot.jobs import digest
+
+    return stats, digest
 
 
 def run(target, *, conversations: int, days: float, runs: int) -> dict:
-    digest = _digest_module()
-    if digest is None:
-        progress("digest: bot.jobs.digest has no build_digest/digest_message yet; not measured")
-        return {"ms": None, "note": "bot.jobs.digest not there yet"}
+    stats, digest = _digest_module()
     with target.fresh("digest") as url, fakes() as (slack, model, bluesky):
         progress(f"digest on {target.name}: storing {conversations:,} conversations over {days:g} days")
         started = time.monotonic()
@@ -41,12 +37,12 @@ def run(target, *, conversations: int, days: float, runs: int) -> dict:
             totals, home = [], []
             for i in range(runs + 1):  # the first run warms the caches and is not counted
                 began = time.perf_counter()
-                built = digest.build_digest(services, end=utcnow())
+                built = stats.build_digest(services.db, services.settings, end=utcnow())
                 digest.digest_message(services, built)
                 elapsed = (time.perf_counter() - began) * 1000
                 now = utcnow()
                 began = time.perf_counter()
-                digest.compute(services, start=now.replace(hour=0, minute=0, second=0, microsecond=0), end=now)
+                stats.compute(services.db, services.settings, start=now.replace(hour=0, minute=0, second=0, microsecond=0), end=now)
                 today = (time.perf_counter() - began) * 1000
                 if i:
                     totals.append(elapsed)
@@ -55,7 +51,7 @@ def run(target, *, conversations: int, days: float, runs: int) -> dict:
             began = time.perf_counter()
             digest.render_chart(built)
             chart = (time.perf_counter() - began) * 1000
-            rows = sum(1 for _ in digest.load_rows(services, built.figures.end - digest.TREND_DAYS * digest.DAY, built.figures.end))
+            rows = sum(1 for _ in stats.load_rows(services.db, built.figures.end - stats.TREND_DAYS * stats.DAY, built.figures.end))
             cycles = []
             for i in range(runs + 1):  # a poll cycle with nothing new: the fixed cost of each cycle at this size
                 began = time.perf_counter()

@@ -14,61 +14,17 @@ and ``ratio = bound / time until the last card was accepted``.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import math
-import random
 import time
 
 from sqlalchemy import func, select
 
 from bot.models import Conversation
 from bot.pipeline import poll_once
-from tests.conftest import triage
 
-from bench.common import BRAND, environment, progress, services_for
+from bench.common import environment, progress, services_for
 from bench.remote import remote_fakes
-
-AUTHORS = 50
-URGENCY = ("high",) * 1 + ("normal",) * 5 + ("low",) * 4  # 10 % high, 50 % normal, 40 % low
-TOPICS = (
-    "my export to PDF fails with a timeout",
-    "the app logs me out every few minutes since the update",
-    "love the new dark mode, thank you!",
-    "is there a way to share a notebook read-only?",
-    "billing charged me twice this month",
-    "sync between phone and laptop stopped working",
-)
-
-
-def urgency_of(text: str) -> str:
-    return URGENCY[int(hashlib.blake2b(text.encode(), digest_size=4).hexdigest(), 16) % len(URGENCY)]
-
-
-def responder(request: dict) -> dict:
-    """A triage answer whose urgency depends on the mention, so cards have an order to keep."""
-    mention = request["messages"][-1]["content"]
-    return triage("Thanks for telling us, that sounds frustrating. Which version of the app are you on?",
-                  urgency=urgency_of(mention))
-
-
-def words(count: int, seed: int = 7) -> list[str]:
-    """Made-up words, so that no two mentions read alike (bursts of similar mentions make one card)."""
-    rng = random.Random(seed)
-    syllables = [c + v for c in "bdfgklmnprstvz" for v in "aeiou"]
-    return ["".join(rng.choice(syllables) for _ in range(3)) for _ in range(count)]
-
-
-def post_backlog(bluesky, count: int) -> None:
-    """``count`` unrelated mentions: a quiet day's backlog, not one outage (that would be one burst card)."""
-    for i in range(AUTHORS):
-        bluesky.add_account(f"user{i}.test", display_name=f"User {i}")
-    rng = random.Random(count)
-    vocabulary = words(5000)
-    for n in range(count):
-        detail = " ".join(rng.sample(vocabulary, 10))
-        bluesky.post(f"user{n % AUTHORS}.test", f"@{BRAND} {TOPICS[n % len(TOPICS)]}: {detail} (#{n})")
-
 
 def lower_bound(count: int, concurrency: int, latency: float, rate: float) -> float:
     return max(math.ceil(count / concurrency) * latency, count / rate)

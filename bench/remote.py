@@ -14,13 +14,13 @@ from bench.common import fakes, urls
 
 
 def _post_backlog(slack, model, bluesky, count: int) -> None:
-    from bench.drain import post_backlog
+    from bench.workload import post_backlog
 
     post_backlog(bluesky, count)
 
 
 def _drain_model(slack, model, bluesky, latency: float) -> None:
-    from bench.drain import responder
+    from bench.workload import responder
 
     model.set_delay(latency)
     model.responder = responder
@@ -30,7 +30,7 @@ def _post_mentions(slack, model, bluesky, count: int, text: str, authors: int = 
     """``count`` mentions that do not read alike (similar ones would make one burst card)."""
     import random
 
-    from bench.drain import words
+    from bench.workload import words
 
     vocabulary, rng = words(5000, seed=11), random.Random(count)
     for i in range(authors):

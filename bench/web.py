@@ -23,7 +23,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from bot.cards import ActionId, button_value
+from bot.slack.payloads import ActionId, conversation_value
 from bot.models import Conversation, State
 from bot.pipeline import poll_once
 from tests.conftest import triage
@@ -78,7 +78,7 @@ def start_web(env: dict, workdir: Path) -> tuple[subprocess.Popen, str]:
 
 
 def click_request(host: str, port: int, conversation: Conversation) -> bytes:
-    body = block_actions_body(user_id=APPROVER, action_id=ActionId.APPROVE.value, value=button_value(conversation.id),
+    body = block_actions_body(user_id=APPROVER, action_id=ActionId.APPROVE.value, value=conversation_value(conversation.id),
                               message_ts=conversation.slack_ts)
     headers = {"Host": f"{host}:{port}", "Content-Type": "application/x-www-form-urlencoded",
                "Content-Length": str(len(body.encode())), "Connection": "close", **sign(body, SIGNING_SECRET)}

@@ -9,7 +9,8 @@ place (``chat.update``), and once the queue has drained it says so and the
 next burst gets a message of its own. Its channel and ts are kept in
 ``app_state``, so a restart or a second process edits the same message.
 
-The Home tab shows the same figures with ``card_queue(services).home_text()``.
+The Home tab shows the same figures. This module keeps the counts and the message's
+place; ``slack/sync.py`` shows them and ``slack/views.py`` words them.
 """
 from __future__ import annotations
 
@@ -18,11 +19,10 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import case, delete, func, select, update
 
-from bot.models import AppState, Conversation, State, insert_state, utcnow
-from bot.services import Services
-from bot.slack.publish import CardPublishError
+from bot.db import Database
+from bot.models import AppState, Conversation, State, audit, insert_state, transition, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -60,30 +60,13 @@ class CardQueue:
         text = f"{self.ready:,} ready" + (f" ({', '.join(parts)} urgency)" if parts else "")
         return text + (f", {self.drafting:,} still being drafted" if self.drafting else "")
 
-    def status_text(self) -> str:
-        """The status message in the review channel, while the burst lasts."""
-        oldest = f" The longest waiting was posted <!date^{int(self.oldest.timestamp())}^{{date_short_pretty}} {{time}}|{self.oldest:%Y-%m-%d %H:%M} UTC>." if self.oldest else ""
-        return (f":hourglass_flowing_sand: *{self.waiting:,} conversations are queued for a card* ({self.counts_text()}). "
-                f"Slack takes about {self.per_minute} cards a minute here, so the most urgent are carded first; "
-                f"none is dropped, and the rest follow in about {self.minutes_to_clear()} min.{oldest} "
-                "This message updates as the queue drains.")
 
-    def home_text(self) -> str:
-        """One line for the Home tab."""
-        if not self.waiting:
-            return ":white_check_mark: No conversation is waiting for a card."
-        if not self.queued:
-            return f"{self.waiting:,} waiting for a card ({self.counts_text()}); all carded within a minute."
-        return (f":hourglass_flowing_sand: *Burst:* {self.waiting:,} queued for a card ({self.counts_text()}); "
-                f"most urgent first, about {self.minutes_to_clear()} min to clear at {self.per_minute} cards a minute.")
-
-
-def card_queue(services: Services) -> CardQueue:
+def card_queue(db: Database, settings) -> CardQueue:
     """The queue as it stands: one grouped query."""
     states = [s.value for s in (*READY, *COMING)]
     ready_states = {s.value for s in READY}
     ready, drafting, by_urgency, oldest = 0, 0, {}, None
-    with services.db.session() as session:
+    with db.session() as session:
         rows = session.execute(
             select(Conversation.state, Conversation.urgency, func.count(), func.min(Conversation.posted_at))
             .where(Conversation.state.in_(states), Conversation.burst_id.is_(None))  # a burst is one card, see bursts.py
@@ -97,71 +80,75 @@ def card_queue(services: Services) -> CardQueue:
             oldest = first if oldest is None or (first and first < oldest) else oldest
         else:
             drafting += count
-    per_minute = max(1, int(services.settings.slack_messages_per_second * 60))
+    per_minute = max(1, int(settings.slack_messages_per_second * 60))
     return CardQueue(ready, drafting, by_urgency, oldest, per_minute)
 
 
-def report(services: Services, queue: CardQueue | None = None) -> CardQueue:
-    """Post, edit or close the one status message so it matches the queue; returns the queue."""
-    queue = queue or card_queue(services)
-    with services.db.session() as session:
+def ready_ids(db: Database, *, limit: int, solo: bool = True) -> list[int]:
+    """Conversations waiting only for their card, most urgent and oldest first (``solo``: not in a burst)."""
+    return ids_in(db, *READY, limit=limit, solo=solo)
+
+
+def ids_in(db: Database, *states: State, limit: int, solo: bool = False) -> list[int]:
+    """Conversations in ``states``, most urgent and oldest first; ``solo``: not part of a burst."""
+    urgency_first = case((Conversation.urgency == "high", 0), (Conversation.urgency == "normal", 1), else_=2)
+    query = select(Conversation.id).where(Conversation.state.in_([s.value for s in states]))
+    if solo:
+        query = query.where(Conversation.burst_id.is_(None))
+    with db.session() as session:
+        return list(session.scalars(query.order_by(urgency_first, Conversation.posted_at).limit(limit)))
+
+
+def claim_for_card(db: Database, conversation_id: int) -> Conversation | None:
+    """Take a ready conversation for its card (drafted → carded); None when another process has it."""
+    with db.session() as session:
+        if not transition(session, conversation_id, READY, State.CARDED, carding_since=utcnow()):
+            return None
+        return session.get(Conversation, conversation_id)
+
+
+def release_card(db: Database, conversation: Conversation) -> None:
+    """Slack refused the card: the conversation is ready again."""
+    with db.session() as session:
+        previous = State.DRAFTED if conversation.draft_text else State.DRAFT_FAILED
+        transition(session, conversation.id, State.CARDED, previous, carding_since=None)
+
+
+def carded(db: Database, conversation_id: int, channel: str, ts: str, *, thread_ts: str | None) -> None:
+    with db.session() as session:
+        stored = session.get(Conversation, conversation_id)
+        stored.slack_channel, stored.slack_ts, stored.slack_thread_ts = channel, ts, thread_ts
+        audit(session, conversation_id, "conversant", "carded", f"{channel}/{ts}")
+
+
+# -- where the status message lives -----------------------------------------------------------
+
+
+def status_message(db: Database) -> dict | None:
+    """The status message's place (``channel``, ``ts``, ``text``), or None when there is none."""
+    with db.session() as session:
         row = session.get(AppState, STATUS_KEY)
         status = json.loads(row.value) if row else None
         if status is not None and not status.get("ts") and row.updated_at < utcnow() - ABANDONED:
             session.delete(row)  # a process died between claiming the message and posting it
             status = None
-    if queue.queued:
-        text = queue.status_text()
-        if status is None:
-            _open(services, text)
-        elif status.get("ts") and status.get("text") != text:
-            _edit(services, status, text)
-    elif status is not None and status.get("ts"):
-        _close(services, status, queue)
-    return queue
+    return status
 
 
-def _message(text: str) -> dict:
-    return {"text": text, "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": text[:2990]}}]}
+def claim_status_message(db: Database) -> bool:
+    """Claim the key before posting: two processes never post two messages."""
+    with db.session() as session:
+        return insert_state(session, STATUS_KEY, json.dumps({"posting": True}), utcnow())
 
 
-def _open(services: Services, text: str) -> None:
-    with services.db.session() as session:  # claim the key first: two processes never post two messages
-        if not insert_state(session, STATUS_KEY, json.dumps({"posting": True}), utcnow()):
-            return
-    try:
-        channel, ts = services.publisher.post(_message(text))
-    except CardPublishError as error:
-        log.error("could not post the queue status message: %s", error)
-        with services.db.session() as session:
-            session.execute(delete(AppState).where(AppState.key == STATUS_KEY))
-        return
-    _store(services, {"channel": channel, "ts": ts, "text": text})
-
-
-def _edit(services: Services, status: dict, text: str) -> None:
-    try:
-        services.publisher.update(status["channel"], status["ts"], _message(text))
-    except CardPublishError as error:
-        log.warning("could not update the queue status message: %s", error)
-        return
-    _store(services, {**status, "text": text})
-
-
-def _close(services: Services, status: dict, queue: CardQueue) -> None:
-    left = f" {queue.waiting:,} still waiting, all carded within a minute." if queue.waiting else ""
-    text = f":white_check_mark: *The queue of cards has drained.* Every queued conversation has its card.{left}"
-    try:
-        services.publisher.update(status["channel"], status["ts"], _message(text))
-    except CardPublishError as error:
-        log.warning("could not close the queue status message: %s", error)
-    with services.db.session() as session:
-        session.execute(delete(AppState).where(AppState.key == STATUS_KEY))
-
-
-def _store(services: Services, value: dict) -> None:
-    with services.db.session() as session:
+def store_status_message(db: Database, value: dict) -> None:
+    with db.session() as session:
         session.execute(
             update(AppState).where(AppState.key == STATUS_KEY).values(value=json.dumps(value), updated_at=utcnow())
             .execution_options(synchronize_session=False)
         )
+
+
+def forget_status_message(db: Database) -> None:
+    with db.session() as session:
+        session.execute(delete(AppState).where(AppState.key == STATUS_KEY))

@@ -2,8 +2,10 @@
 
 Every mention still gets its own draft, its own reply and its own record; only
 Slack sees them together. A burst card lists a few examples and offers
-Approve all, Open one by one and Dismiss all. Until a burst is opened, its
+Approve all, Open one by one and Dismiss all (``flows.py``). Until a burst is opened, its
 members share the burst card's message (so nudges and links point at it).
+
+This module groups and keeps membership; ``slack/sync.py`` shows bursts.
 """
 from __future__ import annotations
 
@@ -14,20 +16,8 @@ from datetime import timedelta
 
 from sqlalchemy import or_, select, update
 
-from bot import decision, outbox
-from bot.db import one_at_a_time
-from bot.models import (
-    Burst,
-    Conversation,
-    DismissReason,
-    State,
-    audit,
-    transition,
-    utcnow,
-)
-from bot.review import burst_card_for, card_for, refresh_burst
-from bot.services import Services
-from bot.slack.publish import CardPublishError
+from bot.db import Database, one_at_a_time
+from bot.models import Burst, Conversation, State, audit, transition, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -62,18 +52,18 @@ class _Cluster:
 NOT_YET_CARDED = [State.NEW.value, State.DRAFTING.value, State.DRAFTED.value, State.DRAFT_FAILED.value]
 
 
-def form(services: Services) -> None:
+def form(db: Database) -> None:
     """Group similar first turns not yet carded into bursts, by what the mentions say.
 
     Runs before drafting, so the members of a burst never get cards of their
     own; a burst already on Slack takes in new similar mentions whatever their number.
     """
-    services.db.retry(lambda: _form(services), what="forming bursts")
+    db.retry(lambda: _form(db), what="forming bursts")
 
 
-def _form(services: Services) -> None:
+def _form(db: Database) -> None:
     since = utcnow() - WINDOW
-    with services.db.session() as session:
+    with db.session() as session:
         one_at_a_time(session, FORMING_LOCK)  # two processes would each make a burst of the same mentions
         waiting = session.scalars(
             select(Conversation)
@@ -117,100 +107,21 @@ def inside_card(conversation: Conversation) -> bool:
     return conversation.burst_id is not None and conversation.slack_thread_ts is None
 
 
-@dataclass(frozen=True)
-class BulkResult:
-    done: int
-    skipped: int
-
-    @property
-    def message(self) -> str:
-        if not self.skipped:
-            return ""
-        return f"{self.skipped} of them need a person (no draft, a policy problem, or already handled): open them one by one."
-
-
-def approve_all(services: Services, burst_id: int, user: str) -> BulkResult:
-    with services.db.session() as session:
-        conversations = members(session, burst_id)
-    skipped = 0
-    approved = []
-    for conversation in conversations:
-        if ready(conversation) and decision.approve(services, conversation.id, user).done:
-            approved.append(conversation.id)
-        elif conversation.state == State.CARDED.value:
-            skipped += 1
-    refresh_burst(services, burst_id)  # once, not once per reply: it is one Slack message
-    for conversation_id in approved:
-        outbox.send(services, conversation_id, refresh=False)
-    refresh_burst(services, burst_id)
-    return BulkResult(len(approved), skipped)
-
-
-def dismiss_all(services: Services, burst_id: int, user: str, reason: DismissReason) -> BulkResult:
-    with services.db.session() as session:
-        conversations = members(session, burst_id)
-    done = sum(decision.dismiss(services, c.id, user, reason).done for c in conversations if c.state == State.CARDED.value)
-    refresh_burst(services, burst_id)
-    return BulkResult(done, 0)
-
-
-def open_one_by_one(services: Services, burst_id: int, user: str) -> int:
-    """Card each waiting member in the burst card's thread, where it can be handled alone."""
-    with services.db.session() as session:
-        burst = session.get(Burst, burst_id)
-        if burst is None or not burst.slack_ts:
-            return 0
-        burst.opened_by = burst.opened_by or user
-        waiting = [c for c in members(session, burst_id) if inside_card(c) and c.state in (State.CARDED.value, State.POST_FAILED.value)]
-    opened = 0
-    for conversation in waiting:
-        try:
-            channel, ts = services.publisher.post(card_for(services, conversation), channel=burst.slack_channel, thread_ts=burst.slack_ts)
-        except CardPublishError as error:
-            log.error("burst %s: could not open conversation %s: %s", burst_id, conversation.id, error)
-            break
-        with services.db.session() as session:
-            stored = session.get(Conversation, conversation.id)
-            stored.slack_channel, stored.slack_ts, stored.slack_thread_ts = channel, ts, burst.slack_ts
-        opened += 1
-    refresh_burst(services, burst_id)
-    return opened
-
-
-def post_cards(services: Services) -> int:
-    """Card the drafted members of each burst: post the burst's card the first time, then fold them in."""
-    with services.db.session() as session:
-        ready_bursts = session.scalars(
+def with_drafted_members(db: Database) -> list[Burst]:
+    """Bursts with members drafted and waiting for the burst's card."""
+    with db.session() as session:
+        return list(session.scalars(
             select(Burst).where(Burst.id.in_(
                 select(Conversation.burst_id).where(Conversation.state.in_([State.DRAFTED.value, State.DRAFT_FAILED.value]))
             ))
-        ).all()
-    posted = 0
-    for burst in ready_bursts:
-        burst_id = burst.id
-        if burst.slack_ts:
-            card_members(services, burst, burst.slack_channel, burst.slack_ts)
-            refresh_burst(services, burst_id)
-            continue
-        if not _claim_card(services, burst_id):
-            continue  # another process is posting this burst's card
-        try:
-            channel, ts = services.publisher.post(burst_card_for(services, burst_id))
-        except CardPublishError as error:
-            log.error("burst %s: card not posted: %s", burst_id, error)
-            _release_card(services, burst_id)
-            continue  # its members stay drafted and in the burst; next cycle tries again
-        card_members(services, burst, channel, ts)
-        refresh_burst(services, burst_id)  # now with the carded counts and buttons
-        posted += 1
-    return posted
+        ))
 
 
-def _claim_card(services: Services, burst_id: int) -> bool:
+def claim_card(db: Database, burst_id: int) -> bool:
     """Only one process posts a burst's card: a conditional update marks it as being posted
     (in ``slack_channel``, with the time, so a claim left by a dead process runs out)."""
     now = int(utcnow().timestamp())
-    with services.db.session() as session:
+    with db.session() as session:
         claimed = session.execute(
             update(Burst)
             .where(Burst.id == burst_id, Burst.slack_ts.is_(None),
@@ -221,21 +132,49 @@ def _claim_card(services: Services, burst_id: int) -> bool:
         return claimed.rowcount == 1
 
 
-def _release_card(services: Services, burst_id: int) -> None:
-    with services.db.session() as session:
+def release_card(db: Database, burst_id: int) -> None:
+    with db.session() as session:
         session.execute(update(Burst).where(Burst.id == burst_id, Burst.slack_ts.is_(None)).values(slack_channel=None)
                         .execution_options(synchronize_session=False))
 
 
-def card_members(services: Services, burst: Burst, channel: str, ts: str) -> int:
-    """After the burst card is posted: its waiting members are carded, sharing its message."""
+def card_members(db: Database, burst_id: int, channel: str, ts: str) -> int:
+    """The burst card is on Slack: its waiting members are carded, sharing its message."""
     carded = 0
-    with services.db.session() as session:
-        stored = session.get(Burst, burst.id)
+    with db.session() as session:
+        stored = session.get(Burst, burst_id)
         stored.slack_channel, stored.slack_ts = channel, ts
-        for conversation in members(session, burst.id):
+        for conversation in members(session, burst_id):
             if transition(session, conversation.id, (State.DRAFTED, State.DRAFT_FAILED), State.CARDED,
                           slack_channel=channel, slack_ts=ts, carding_since=utcnow()):
-                audit(session, conversation.id, "conversant", "carded", f"burst {burst.id}: {channel}/{ts}")
+                audit(session, conversation.id, "conversant", "carded", f"burst {burst_id}: {channel}/{ts}")
                 carded += 1
     return carded
+
+
+def open_one_by_one(db: Database, burst_id: int, user: str) -> tuple[Burst | None, list[Conversation]]:
+    """Mark the burst opened; returns it and the members still waiting inside its card."""
+    with db.session() as session:
+        burst = session.get(Burst, burst_id)
+        if burst is None or not burst.slack_ts:
+            return burst, []
+        burst.opened_by = burst.opened_by or user
+        waiting = [c for c in members(session, burst_id) if inside_card(c) and c.state in (State.CARDED.value, State.POST_FAILED.value)]
+    return burst, waiting
+
+
+def waiting_members(db: Database, burst_id: int) -> list[Conversation]:
+    with db.session() as session:
+        return members(session, burst_id)
+
+
+@dataclass(frozen=True)
+class BulkResult:
+    done: int
+    skipped: int
+
+    @property
+    def message(self) -> str:
+        if not self.skipped:
+            return ""
+        return f"{self.skipped} of them need a person (no draft, a policy problem, or already handled): open them one by one."

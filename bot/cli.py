@@ -198,13 +198,14 @@ def cmd_run(settings: Settings, args) -> int:
     from slack_sdk.errors import SlackApiError
 
     from bot.jobs.scheduler import build_scheduler
-    from bot.slack.app import build_app
+    from bot.slack.app import build_app, close
 
     settings.require("BRAND_NAME", "SLACK_APP_TOKEN")
     services = _services(settings)
     _require_platforms(services)
     stop = StopSignal().install()
-    handler = SocketModeHandler(build_app(services, socket_mode=True), settings.slack_app_token)
+    app = build_app(services, socket_mode=True)
+    handler = SocketModeHandler(app, settings.slack_app_token)
     try:
         handler.connect()
     except SlackApiError as error:
@@ -218,6 +219,7 @@ def cmd_run(settings: Settings, args) -> int:
     log.info("connected over Socket Mode; polling every %ds", settings.poll_interval_seconds)
     signal_name = stop.wait()
     handler.close()  # no new clicks; the ones acked go on on bolt's threads
+    close(app)  # its executor takes nothing new once those are done
     streams.stop()
     scheduler.shutdown(wait=True)
     if ops:

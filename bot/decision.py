@@ -1,18 +1,23 @@
-"""What a person decides on a card: approve, approve an edited text, dismiss, retry.
+"""What a person decides on a card: approve, approve an edited text, dismiss, retry, claim, snooze.
 
 Each is one conditional update plus an audit record, so a double click, a
 Slack retry or a second process changes nothing the second time. Posting is
-not done here: the caller hands the conversation to ``outbox.send``.
+not done here, nor showing the result: ``flows.py`` strings those together.
 """
 from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
-from bot import policy
-from bot.models import Conversation, DismissReason, State, audit, transition, utcnow
-from bot.review import reply_rules
+from sqlalchemy import update
+
+from bot import business_hours, policy
+from bot.models import OPEN_ON_SLACK, Conversation, DismissReason, SnoozeFor, State, audit, transition, utcnow
+from bot.platforms.formats import PlatformFormat, format_for
 from bot.services import Services
+
+OPEN_STATES = [s.value for s in OPEN_ON_SLACK]
 
 
 class Outcome(enum.Enum):
@@ -25,11 +30,22 @@ class Outcome(enum.Enum):
 @dataclass(frozen=True)
 class Decision:
     outcome: Outcome
-    message: str = ""
+    message: str = ""  # for the person who clicked; ``{who}`` stands for the person named in ``who``
+    who: str | None = None  # a Slack user ID
 
     @property
     def done(self) -> bool:
         return self.outcome is Outcome.DONE
+
+
+def platform_format(services: Services, name: str) -> PlatformFormat:
+    """The platform's facts as its adapter knows them (no network), else the defaults."""
+    platform = services.platforms.get(name)
+    return platform.format if platform is not None else format_for(name)
+
+
+def rules_for(services: Services, conversation: Conversation) -> policy.ReplyRules:
+    return policy.reply_rules(platform_format(services, conversation.platform), conversation, services.settings.brand_allowed_domains)
 
 
 def approve(services: Services, conversation_id: int, user: str) -> Decision:
@@ -42,7 +58,7 @@ def approve(services: Services, conversation_id: int, user: str) -> Decision:
     if conversation.draft_stale:
         return Decision(Outcome.BLOCKED, "A newer message arrived in this thread, so this draft is out of date. "
                                          "Approve the newest turn's draft, or use Edit here.")
-    problems = policy.check(conversation.draft_text, reply_rules(services, conversation))
+    problems = policy.check(conversation.draft_text, rules_for(services, conversation))
     if problems:
         return Decision(Outcome.BLOCKED, "This draft can't be approved as written: " + " ".join(problems) + " Use Edit to fix it.")
     return _approve(services, conversation, user, conversation.draft_text, edited=False, from_states=(State.CARDED,))
@@ -62,7 +78,7 @@ def approve_edited(services: Services, conversation_id: int, user: str, text: st
 
 
 def check_text(services: Services, conversation: Conversation, text: str) -> list[str]:
-    return policy.check(text, reply_rules(services, conversation))
+    return policy.check(text, rules_for(services, conversation))
 
 
 def _approve(services, conversation, user, text, *, edited, from_states) -> Decision:
@@ -95,15 +111,68 @@ def retry(services: Services, conversation_id: int, user: str) -> Decision:
     return Decision(Outcome.DONE) if won else already_handled(services, conversation_id)
 
 
+def claim(services: Services, conversation_id: int, user: str, *, now: datetime | None = None) -> Decision:
+    """*I'm on it*: the card shows who has it, and its nudges go to them only."""
+    now = now or utcnow()
+    with services.db.session() as session:
+        won = session.execute(
+            update(Conversation)
+            .where(Conversation.id == conversation_id, Conversation.state.in_(OPEN_STATES), Conversation.claimed_by.is_(None))
+            .values(claimed_by=user, claimed_at=now)
+            .execution_options(synchronize_session=False)
+        ).rowcount == 1
+        if won:
+            audit(session, conversation_id, user, "claimed")
+            return Decision(Outcome.DONE)
+        conversation = session.get(Conversation, conversation_id)
+    if conversation is None or conversation.state not in OPEN_STATES:
+        return already_handled(services, conversation_id)
+    if conversation.claimed_by == user:
+        return Decision(Outcome.ALREADY_HANDLED, "You're already on this one.")
+    return Decision(Outcome.ALREADY_HANDLED, "{who} is already on this one.", who=conversation.claimed_by)
+
+
+def snooze(services: Services, conversation_id: int, user: str, choice: SnoozeFor, *, now: datetime | None = None) -> Decision:
+    """Hold this card's nudges for an hour, or until tomorrow's opening."""
+    now = now or utcnow()
+    until = snooze_until(services.settings, choice, now)
+    with services.db.session() as session:
+        won = session.execute(
+            update(Conversation)
+            .where(Conversation.id == conversation_id, Conversation.state.in_(OPEN_STATES))
+            .values(snoozed_until=until, snoozed_by=user)
+            .execution_options(synchronize_session=False)
+        ).rowcount == 1
+        if won:
+            audit(session, conversation_id, user, "snoozed", until.isoformat())
+    return Decision(Outcome.DONE) if won else already_handled(services, conversation_id)
+
+
+def snooze_until(settings, choice: SnoozeFor, now: datetime) -> datetime:
+    if choice is SnoozeFor.HOUR:
+        return now + timedelta(hours=1)
+    tz = settings.digest_timezone
+    tomorrow = now.astimezone(tz).date() + timedelta(days=1)
+    opens = settings.business_hours.start if settings.business_hours else settings.digest_time
+    return business_hours.local_moment(tomorrow, opens, tz)
+
+
 def _load(services: Services, conversation_id: int) -> Conversation | None:
     with services.db.session() as session:
         return session.get(Conversation, conversation_id)
+
+
+def is_open(services: Services, conversation_id: int) -> Conversation | None:
+    """The conversation while a person can still act on its card, else None."""
+    conversation = _load(services, conversation_id)
+    return conversation if conversation is not None and conversation.state in OPEN_STATES else None
 
 
 def already_handled(services: Services, conversation_id: int) -> Decision:
     conversation = _load(services, conversation_id)
     if conversation is None:
         return Decision(Outcome.NOT_FOUND, "That conversation no longer exists.")
-    who = f" by <@{conversation.decided_by}>" if conversation.decided_by else ""
     what = State(conversation.state).value.replace("_", " ")
-    return Decision(Outcome.ALREADY_HANDLED, f"This conversation was already handled{who} (it is {what}).")
+    if conversation.decided_by:
+        return Decision(Outcome.ALREADY_HANDLED, f"This conversation was already handled by {{who}} (it is {what}).", who=conversation.decided_by)
+    return Decision(Outcome.ALREADY_HANDLED, f"This conversation was already handled (it is {what}).")

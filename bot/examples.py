@@ -25,7 +25,6 @@ import re
 import struct
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone, tzinfo
-from typing import TYPE_CHECKING
 
 from rapidfuzz.distance import Levenshtein
 from sqlalchemy import (
@@ -46,11 +45,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from bot.db import Database
 from bot.llm import DraftUnavailable
 from bot.models import Base, Conversation, State, UTCDateTime, utcnow
-
-if TYPE_CHECKING:
-    from bot.services import Services
 
 log = logging.getLogger(__name__)
 
@@ -132,22 +129,23 @@ class DailyQuality:
 # ---- recording ---------------------------------------------------------------
 
 
-def record(services: Services, conversation: Conversation) -> None:
-    """Keep the reply just posted as an example. Never raises: the reply is out already."""
+def record(db: Database, drafter, conversation: Conversation) -> None:
+    """Keep the reply just posted as an example (``drafter`` embeds it when an embedding model is
+    set). Never raises: the reply is out already."""
     try:
-        _record(services, conversation.id)
+        _record(db, drafter, conversation.id)
     except Exception:
         log.exception("conversation %s: the reply was posted but not kept as an example", conversation.id)
 
 
-def _record(services: Services, conversation_id: int) -> None:
-    with services.db.session() as session:
+def _record(db: Database, drafter, conversation_id: int) -> None:
+    with db.session() as session:
         conversation = session.get(Conversation, conversation_id)
         if conversation is None or conversation.state != State.REPLIED.value or not conversation.reply_text:
             return
         if session.scalar(select(Example.id).where(Example.conversation_id == conversation_id)):
             return
-        backlog = _without_vector(session, services) if _embedding_model(services) else []
+        backlog = _without_vector(session, drafter) if _embedding_model(drafter) else []
     draft, reply = conversation.draft_text, conversation.reply_text
     edited = conversation.reply_edited if conversation.reply_edited is not None else reply != (draft or "")
     values = dict(
@@ -160,11 +158,11 @@ def _record(services: Services, conversation_id: int) -> None:
         edit_distance=levenshtein(draft, reply) if draft else None,
         replied_at=conversation.replied_at or utcnow(),
     )
-    vectors = _embed(services, [conversation.text] + [text for _, text in backlog])
-    model = _embedding_model(services)
+    vectors = _embed(drafter, [conversation.text] + [text for _, text in backlog])
+    model = _embedding_model(drafter)
     if vectors:
         values.update(embedding=pack(vectors[0]), embedding_model=model)
-    with services.db.session() as session:
+    with db.session() as session:
         session.execute(_insert_ignoring_duplicates(session, values))
         for (example_id, _), vector in zip(backlog, vectors[1:]):
             session.execute(update(Example).where(Example.id == example_id).values(embedding=pack(vector), embedding_model=model))
@@ -179,9 +177,9 @@ def _insert_ignoring_duplicates(session: Session, values: dict):
     return insert(Example).values(**values).on_conflict_do_nothing(index_elements=["conversation_id"])
 
 
-def _without_vector(session: Session, services: Services) -> list[tuple[int, str]]:
+def _without_vector(session: Session, drafter) -> list[tuple[int, str]]:
     """Older examples with no vector from the current model (it was set later, or failed then)."""
-    model = _embedding_model(services)
+    model = _embedding_model(drafter)
     rows = session.execute(
         select(Example.id, Example.mention_text)
         .where(or_(Example.embedding_model.is_(None), Example.embedding_model != model))
@@ -191,17 +189,16 @@ def _without_vector(session: Session, services: Services) -> list[tuple[int, str
     return [(row.id, row.mention_text) for row in rows]
 
 
-def _embedding_model(services: Services) -> str | None:
-    drafter = services.drafter
+def _embedding_model(drafter) -> str | None:
     return getattr(drafter, "embedding_model", None) if drafter is not None else None
 
 
-def _embed(services: Services, texts: list[str]) -> list[list[float]]:
+def _embed(drafter, texts: list[str]) -> list[list[float]]:
     """Unit vectors for ``texts``, or ``[]`` when no embedding model is set or the endpoint fails."""
-    if not _embedding_model(services) or not texts:
+    if not _embedding_model(drafter) or not texts:
         return []
     try:
-        return [unit(vector) for vector in services.drafter.embed(texts)]
+        return [unit(vector) for vector in drafter.embed(texts)]
     except DraftUnavailable as error:
         log.warning("embeddings unavailable (%s); approved examples are ranked by full text instead", error)
         return []
@@ -210,28 +207,28 @@ def _embed(services: Services, texts: list[str]) -> list[list[float]]:
 # ---- retrieval ---------------------------------------------------------------
 
 
-def similar(services: Services, mention_text: str, platform: str, k: int = 3) -> list[ApprovedExample]:
+def similar(db: Database, drafter, settings, mention_text: str, platform: str, k: int = 3) -> list[ApprovedExample]:
     """The ``k`` approved replies whose mentions are closest to ``mention_text``, closest first.
 
     Relevance decides; among equally close ones, the same platform and then the
     newest win. Replies that say the same thing appear once. Never raises.
     """
     try:
-        return _similar(services, mention_text, platform, k)
+        return _similar(db, drafter, settings, mention_text, platform, k)
     except Exception:
         log.exception("could not look up approved examples; drafting without them")
         return []
 
 
-def _similar(services: Services, mention_text: str, platform: str, k: int) -> list[ApprovedExample]:
-    model = _embedding_model(services)
-    vectors = _embed(services, [mention_text]) if model else []  # before any transaction: it is a network call
-    with services.db.session() as session:
+def _similar(db: Database, drafter, settings, mention_text: str, platform: str, k: int) -> list[ApprovedExample]:
+    model = _embedding_model(drafter)
+    vectors = _embed(drafter, [mention_text]) if model else []  # before any transaction: it is a network call
+    with db.session() as session:
         rows = _vectors_of(session, model) if vectors else []
     ranked = _by_vector(rows, vectors[0], platform) if vectors else []
-    with services.db.session() as session:
+    with db.session() as session:
         # Rows the vectors cannot rank (none, or another model's) are ranked by full text.
-        ranked += _by_text(session, mention_text, platform, _brand_words(services), without_vector_of=model if vectors else None)
+        ranked += _by_text(session, mention_text, platform, _brand_words(settings), without_vector_of=model if vectors else None)
         return _load(session, ranked, k)
 
 
@@ -311,9 +308,8 @@ def query_terms(mention_text: str, ignore: set[str] = frozenset()) -> list[str]:
     return terms[:MAX_QUERY_TERMS]
 
 
-def _brand_words(services: Services) -> set[str]:
+def _brand_words(settings) -> set[str]:
     """Every mention names the brand, so its name says nothing about what a mention is about."""
-    settings = services.settings
     names = [settings.brand_name or "", *settings.brand_keywords]
     return {word for name in names for word in _WORD.findall(name.lower())}
 
@@ -399,14 +395,3 @@ def pack(vector: list[float]) -> bytes:
 
 def unpack(blob: bytes) -> tuple[float, ...]:
     return struct.unpack(f"<{len(blob) // 4}f", blob)
-
-
-def quality_line(services: Services, start: datetime, end: datetime) -> str:
-    """One line for Home and the digest: how often the team sent the model's draft as it was."""
-    with services.db.session() as session:
-        q = quality_between(session, start, end)
-    if not q.sent:
-        return "Drafts: none sent yet." if not q.written_without_draft else f"Drafts: none; {q.written_without_draft} replies written by hand."
-    line = (f"Drafts: {q.sent_unedited} of {q.sent} sent unedited ({q.acceptance_rate:.0%}), "
-            f"mean edit distance {q.mean_edit_distance:.0f} characters.")
-    return line + (f" {q.written_without_draft} more written by hand." if q.written_without_draft else "")

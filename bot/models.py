@@ -63,7 +63,6 @@ class State(str, enum.Enum):
     DISMISSED = "dismissed"
     ANSWERED_ELSEWHERE = "answered_elsewhere"
     DELETED = "deleted"  # the author deleted the mention before it was answered
-    MISSED = "missed"
 
 
 # A post the platform did not confirm (a 502, a timeout) stays in POSTING with this post_error;
@@ -84,6 +83,40 @@ class DismissReason(str, enum.Enum):
     @property
     def label(self) -> str:
         return self.value.replace("_", " ").capitalize()
+
+
+class SnoozeFor(str, enum.Enum):
+    HOUR = "1h"
+    TOMORROW = "tomorrow"
+
+    @property
+    def label(self) -> str:
+        return {"1h": "Snooze 1 hour", "tomorrow": "Snooze until tomorrow"}[self.value]
+
+
+class Direction(str, enum.Enum):
+    """How a person asks the model to redraft."""
+
+    SHORTER = "shorter"
+    WARMER = "warmer"
+    FORMAL = "formal"
+    DIRECT = "direct"
+    QUESTION = "question"
+    CUSTOM = "custom"  # a person types the instruction
+
+    @property
+    def label(self) -> str:
+        return _DIRECTION_LABELS[self]
+
+
+_DIRECTION_LABELS = {
+    Direction.SHORTER: "Shorter",
+    Direction.WARMER: "Warmer",
+    Direction.FORMAL: "More formal",
+    Direction.DIRECT: "Answer directly",
+    Direction.QUESTION: "Ask them a question",
+    Direction.CUSTOM: "Something else…",
+}
 
 
 class Base(DeclarativeBase):

@@ -12,34 +12,29 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from bot import examples, policy
+from bot import policy
+from bot.decision import rules_for
 from bot.metrics import POST_LATENCY
 from bot.models import RECONCILE_AFTER, UNKNOWN_OUTCOME, Conversation, State, audit, transition, utcnow
 from bot.platforms.base import MentionGone, PlatformError, RateLimited, Unavailable
 from bot.purge import FORGET_DELETED
-from bot.review import refresh_card, reply_rules
 from bot.services import Services
+from bot.threads import settle_on_platform
 
 log = logging.getLogger(__name__)
 
 
-
-def send(services: Services, conversation_id: int, *, refresh: bool = True) -> State | None:
+def send(services: Services, conversation_id: int) -> State | None:
     """Post one approved reply; returns the state it ended in, or None if another process has it.
 
-    ``refresh=False`` leaves the card to the caller (Approve all rewrites one burst card once).
+    The card and the examples are the caller's (``flows.py``): this only writes the outcome.
     """
     with services.db.session() as session:
         if not transition(session, conversation_id, State.APPROVED, State.POSTING, posting_since=utcnow(), post_error=None):
             return None
         conversation = session.get(Conversation, conversation_id)
         conversation.post_attempts += 1
-    state = _post(services, conversation)
-    if refresh:
-        refresh_card(services, conversation_id)
-    if state is State.REPLIED:  # kept for later drafts; after the card, so an embedding call never delays it
-        examples.record(services, conversation)
-    return state
+    return _post(services, conversation)
 
 
 def _post(services: Services, conversation: Conversation) -> State:
@@ -47,10 +42,11 @@ def _post(services: Services, conversation: Conversation) -> State:
     platform = services.platforms.get(conversation.platform)
     if platform is None:
         return _fail(services, cid, f"{conversation.platform} is not enabled in this Conversant (set its credentials)")
-    problems = policy.check(conversation.reply_text or "", reply_rules(services, conversation))
+    problems = policy.check(conversation.reply_text or "", rules_for(services, conversation))
     if problems:
         return _fail(services, cid, " ".join(problems))
-    settled = _settled_on_platform(services, platform, conversation, State.POSTING)
+    # A deleted mention or a reply the brand already posted natively: nothing left to post.
+    settled = settle_on_platform(services.db, platform, conversation, State.POSTING)
     if settled:
         return settled
     try:
@@ -67,8 +63,11 @@ def _post(services: Services, conversation: Conversation) -> State:
         with services.db.session() as session:
             transition(session, cid, State.POSTING, State.POSTING, post_error=f"{UNKNOWN_OUTCOME}{error}")
         return State.POSTING
-    except MentionGone:
-        return _fail(services, cid, "the post was deleted by its author, so there is nothing to reply to")
+    except MentionGone:  # deleted between the thread check and the post
+        with services.db.session() as session:
+            if transition(session, cid, State.POSTING, State.DELETED, checked_at=utcnow(), **FORGET_DELETED):
+                audit(session, cid, "conversant", "deleted_by_author")
+        return State.DELETED
     except PlatformError as error:
         return _fail(services, cid, str(error))
     with services.db.session() as session:
@@ -81,32 +80,9 @@ def _post(services: Services, conversation: Conversation) -> State:
     return State.REPLIED
 
 
-def _settled_on_platform(services: Services, platform, conversation: Conversation, from_state: State) -> State | None:
-    """Look at the thread before writing: a deleted mention or a reply the brand
-    already posted natively means there is nothing left to post."""
-    try:
-        existing = platform.find_brand_reply(conversation.thread_ref)
-    except MentionGone:
-        with services.db.session() as session:
-            if transition(session, conversation.id, from_state, State.DELETED, checked_at=utcnow(), **FORGET_DELETED):
-                audit(session, conversation.id, "conversant", "deleted_by_author")
-        log.info("conversation %s: deleted by its author; nothing posted", conversation.id)
-        return State.DELETED
-    except PlatformError as error:
-        log.info("conversation %s: could not look at the thread first (%s)", conversation.id, error)
-        return None
-    if existing is None:
-        return None
-    with services.db.session() as session:
-        if transition(session, conversation.id, from_state, State.ANSWERED_ELSEWHERE,
-                      reply_id=existing.external_id, reply_url=existing.url, checked_at=utcnow()):
-            audit(session, conversation.id, "conversant", "answered_elsewhere", existing.url)
-    log.info("conversation %s: the brand already replied (%s); nothing posted", conversation.id, existing.url)
-    return State.ANSWERED_ELSEWHERE
-
-
-def recheck_open(services: Services, *, every: timedelta = timedelta(minutes=5), limit: int = 50) -> int:
-    """Cards still waiting: has the author deleted the mention, or the brand answered natively?"""
+def recheck_open(services: Services, *, every: timedelta = timedelta(minutes=5), limit: int = 50) -> list[int]:
+    """Cards still waiting: has the author deleted the mention, or the brand answered natively?
+    Returns the conversations that were settled (their cards change)."""
     cutoff = utcnow() - every
     with services.db.session() as session:
         due = session.scalars(
@@ -116,14 +92,13 @@ def recheck_open(services: Services, *, every: timedelta = timedelta(minutes=5),
             .order_by(Conversation.checked_at.is_not(None), Conversation.checked_at)
             .limit(limit)
         ).all()
-    changed = 0
+    changed = []
     for conversation in due:
         platform = services.platforms.get(conversation.platform)
         if platform is None:
             continue
-        if _settled_on_platform(services, platform, conversation, State.CARDED):
-            changed += 1
-            refresh_card(services, conversation.id)
+        if settle_on_platform(services.db, platform, conversation, State.CARDED):
+            changed.append(conversation.id)
         else:
             with services.db.session() as session:
                 session.get(Conversation, conversation.id).checked_at = utcnow()
@@ -138,51 +113,38 @@ def _fail(services: Services, conversation_id: int, message: str) -> State:
     return State.POST_FAILED
 
 
-def send_approved(services: Services) -> int:
-    """Send approvals left behind (a web process that died after the click, a rate limit)."""
+def approved_ids(services: Services) -> list[int]:
+    """Approvals left behind (a web process that died after the click, a rate limit)."""
     with services.db.session() as session:
-        ids = session.scalars(select(Conversation.id).where(Conversation.state == State.APPROVED.value)).all()
-    return sum(send(services, cid) is State.REPLIED for cid in ids)
+        return list(session.scalars(select(Conversation.id).where(Conversation.state == State.APPROVED.value)))
 
 
-def reconcile(services: Services) -> int:
-    """Settle posts whose outcome is unknown by looking for the brand's reply in the thread."""
+def reconcile(services: Services) -> dict[int, State]:
+    """Settle posts whose outcome is unknown by looking for the brand's reply in the thread.
+
+    Returns what each settled one became: REPLIED (the reply is there), DELETED, or APPROVED
+    (no reply in the thread: safe to post again, which the caller does).
+    """
     cutoff = utcnow() - RECONCILE_AFTER
     with services.db.session() as session:
         stuck = session.scalars(
             select(Conversation).where(Conversation.state == State.POSTING.value, Conversation.posting_since < cutoff)
         ).all()
-    settled = 0
+    settled: dict[int, State] = {}
     for conversation in stuck:
         platform = services.platforms.get(conversation.platform)
         if platform is None:
             continue
         try:
-            reply = platform.find_brand_reply(conversation.thread_ref)
-        except MentionGone:
-            with services.db.session() as session:
-                transition(session, conversation.id, State.POSTING, State.POST_FAILED, post_error="the post was deleted by its author",
-                           **FORGET_DELETED)
-            refresh_card(services, conversation.id)
-            continue
+            state = settle_on_platform(services.db, platform, conversation, State.POSTING, found=State.REPLIED, must_know=True)
         except PlatformError as error:
             log.warning("conversation %s: still cannot tell whether the reply was posted (%s)", conversation.id, error)
             continue
-        with services.db.session() as session:
-            if reply:
-                won = transition(session, conversation.id, State.POSTING, State.REPLIED, reply_id=reply.external_id,
-                                 reply_url=reply.url, replied_at=utcnow(), post_error=None)
-                if won:
-                    audit(session, conversation.id, "conversant", "reconciled", f"found the reply {reply.url}")
-            else:
-                won = transition(session, conversation.id, State.POSTING, State.APPROVED, posting_since=None)
-        if not won:
-            continue
-        settled += 1
-        if reply:
-            refresh_card(services, conversation.id)
-            examples.record(services, conversation)
-        else:
+        if state is None:
+            with services.db.session() as session:
+                if not transition(session, conversation.id, State.POSTING, State.APPROVED, posting_since=None):
+                    continue
             log.info("conversation %s: no reply found in the thread; posting again", conversation.id)
-            send(services, conversation.id)
+            state = State.APPROVED
+        settled[conversation.id] = state
     return settled

@@ -1,7 +1,10 @@
 """One poll cycle: ingest → already answered? → draft → policy → card → send approved → reconcile.
 
 Each step reads rows in one state and moves them to the next with a
-conditional update, so several processes can run cycles side by side.
+conditional update, so several processes can run cycles side by side. The steps
+live in their modules (``ingest``, ``threads``, ``draft``, ``policy``, ``bursts``,
+``outbox``); cards go out through ``slack/sync.py``; this strings them within the
+cycle's time budget.
 """
 from __future__ import annotations
 
@@ -12,27 +15,18 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from sqlalchemy import case, select, update
+from sqlalchemy import select, update
 
-from bot import backlog, bursts, examples, leases, outbox, policy
+from bot import backlog, bursts, examples, flows, leases, policy, threads
 from bot.context import gather as gather_context
-from bot.db import one_at_a_time
+from bot.decision import rules_for
 from bot.draft import make_draft
 from bot.ingest import IngestReport, ingest
-from bot.models import (
-    Conversation,
-    PlatformStatus,
-    State,
-    audit,
-    get_pause,
-    transition,
-    utcnow,
-)
-from bot.platforms.base import MentionGone, PlatformError, RateLimited
-from bot.purge import FORGET_DELETED
-from bot.review import card_for, refresh_card, reply_rules
+from bot.models import Conversation, PlatformStatus, State, get_pause, transition, utcnow
+from bot.platforms.base import PlatformError, RateLimited
+from bot.redraft import compose
 from bot.services import Services
-from bot.slack.publish import CardPublishError
+from bot.slack import sync
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +35,6 @@ BATCH = 100
 # second: the scheduler's next run is then due, and a run that finds the last one going is skipped.
 CYCLE_SHARE, CYCLE_END = 0.95, 0.98
 STALE_CLAIM = leases.MAXIMUM  # the longest lease (bot/leases.py): a claim this old has lost its process
-TURNS_LOCK = 0x636F6E74  # "cont": one process at a time links turns (PostgreSQL advisory lock)
 
 
 @dataclass
@@ -77,7 +70,7 @@ def poll_once(services: Services) -> CycleReport:
         paused = get_pause(session) is not None
     if paused:  # `/conversant pause`: no polling; replies approved on the cards still go out
         log.info("paused: not polling")
-        report.sent, report.reconciled = outbox.send_approved(services), outbox.reconcile(services)
+        report.sent, report.reconciled = flows.send_approved(services), flows.reconcile(services)
         return report
     for platform in services.platforms.values():
         waiting_until = rate_limited_until(services, platform.name)
@@ -94,16 +87,21 @@ def poll_once(services: Services) -> CycleReport:
         report.ingested.append(result)
         record_platform_status(services, platform.label, platform.name, result.errors[0] if result.errors else None)
     services.db.retry(lambda: release_stale_claims(services), what="releasing stale claims")
-    link_turns(services)
-    bursts.form(services)
-    draft_and_card(services, report, until=until, stop=stop)
-    report.carded += bursts.post_cards(services)
-    backlog.report(services)
-    report.sent = outbox.send_approved(services)
-    report.reconciled = outbox.reconcile(services)
-    report.settled_elsewhere = outbox.recheck_open(services)
+    card_stored(services, report, until=until, stop=stop)
+    sync.show_queue(services)
+    report.sent = flows.send_approved(services)
+    report.reconciled = flows.reconcile(services)
+    report.settled_elsewhere = flows.recheck_open(services)
     log.info("poll cycle: %s", report.summary())
     return report
+
+
+def card_stored(services: Services, report: CycleReport, *, until: float, stop: float | None) -> None:
+    """The steps after ingest, for mentions already stored (by a poll or a stream): turns, bursts, draft, card."""
+    sync.refresh_cards(services, threads.link_turns(services.db))  # earlier turns' drafts went out of date
+    bursts.form(services.db)
+    draft_and_card(services, report, until=until, stop=stop)
+    report.carded += sync.post_burst_cards(services)
 
 
 def rate_limited_until(services: Services, name: str):
@@ -140,10 +138,7 @@ def record_platform_status(services: Services, label: str, name: str, error: Pla
     if not changed:
         return
     text = f":warning: *{label}* polling problem: {message}" if error else f":white_check_mark: *{label}* polling works again."
-    try:
-        services.publisher.notice(text)
-    except CardPublishError as publish_error:
-        log.error("could not tell Slack about %s: %s", name, publish_error)
+    sync.notice(services, text)
 
 
 def release_stale_claims(services: Services) -> None:
@@ -166,108 +161,6 @@ def release_stale_claims(services: Services) -> None:
             transition(session, conversation_id, State.CARDED, State.DRAFTED, carding_since=None)
 
 
-def link_turns(services: Services) -> None:
-    """A new mention in a thread we already hold is the next turn of that conversation.
-
-    Drafts of earlier turns still waiting on Slack are then out of date: they
-    cannot be approved as they stand, and the new turn's draft reads the whole thread.
-    """
-    outdated = services.db.retry(lambda: _link_turns(services), what="linking turns")
-    for conversation_id in outdated:
-        refresh_card(services, conversation_id)
-
-
-def _link_turns(services: Services) -> list[int]:
-    outdated: list[int] = []
-    with services.db.session() as session:
-        one_at_a_time(session, TURNS_LOCK)
-        unlinked = session.scalars(
-            select(Conversation).where(Conversation.turn.is_(None)).order_by(Conversation.posted_at, Conversation.id)
-        ).all()
-        for conversation in unlinked:
-            earlier = session.scalars(
-                select(Conversation)
-                .where(Conversation.platform == conversation.platform, Conversation.thread_key == conversation.thread_key,
-                       Conversation.turn.is_not(None), Conversation.id != conversation.id)
-                .order_by(Conversation.turn)
-            ).all()
-            if not earlier:
-                conversation.turn = 1
-                continue
-            conversation.turn = earlier[-1].turn + 1
-            conversation.first_turn_id = earlier[0].first_turn_id or earlier[0].id
-            for turn in earlier:
-                if turn.state in (State.CARDED.value, State.DRAFTED.value) and turn.draft_text and not turn.draft_stale:
-                    turn.draft_stale = True
-                    outdated.append(turn.id)
-            session.flush()
-    return outdated
-
-
-def _ids_in(services: Services, *states: State, limit: int = BATCH, solo: bool = False) -> list[int]:
-    """Conversations in ``states``, most urgent and oldest first; ``solo``: not part of a burst."""
-    urgency_first = case((Conversation.urgency == "high", 0), (Conversation.urgency == "normal", 1), else_=2)
-    query = select(Conversation.id).where(Conversation.state.in_([s.value for s in states]))
-    if solo:
-        query = query.where(Conversation.burst_id.is_(None))
-    with services.db.session() as session:
-        return list(session.scalars(query.order_by(urgency_first, Conversation.posted_at).limit(limit)))
-
-
-def check_answered(services: Services) -> int:
-    """New mentions the brand already answered natively never become cards."""
-    return sum(check_thread(services, cid) is State.ANSWERED_ELSEWHERE for cid in _ids_in(services, State.NEW))
-
-
-def check_thread(services: Services, conversation_id: int, *, from_state: State = State.NEW) -> State | None:
-    """Look at the mention's thread: answered natively (ANSWERED_ELSEWHERE), deleted (SKIPPED),
-    or None when it still needs a draft (also when the platform could not be asked)."""
-    with services.db.session() as session:
-        conversation = session.get(Conversation, conversation_id)
-    platform = services.platforms.get(conversation.platform)
-    if platform is None:
-        return None
-    try:
-        reply = platform.find_brand_reply(conversation.thread_ref)
-    except MentionGone:
-        with services.db.session() as session:
-            transition(session, conversation_id, from_state, State.SKIPPED, triage_reason="deleted by the author before it was handled",
-                       **FORGET_DELETED)
-        return State.SKIPPED
-    except PlatformError as error:
-        log.warning("conversation %s: could not check the thread (%s); drafting anyway", conversation_id, error)
-        return None
-    with services.db.session() as session:
-        if reply is None:
-            session.get(Conversation, conversation_id).checked_at = utcnow()
-            return None
-        if transition(session, conversation_id, from_state, State.ANSWERED_ELSEWHERE, reply_id=reply.external_id, reply_url=reply.url):
-            audit(session, conversation_id, "conversant", "answered_elsewhere", reply.url)
-            return State.ANSWERED_ELSEWHERE
-    return None
-
-
-def draft_new(services: Services) -> tuple[int, int, int]:
-    """Draft every new mention, several at once (the model is the slow part).
-
-    Returns how many got a draft, how many did not (model missing or failing), how many need no reply.
-    """
-    claimed = []
-    for conversation_id in _ids_in(services, State.NEW, limit=BATCH):
-        with services.db.session() as session:
-            if transition(session, conversation_id, State.NEW, State.DRAFTING):
-                claimed.append(conversation_id)
-    if not claimed:
-        return 0, 0, 0
-    held = leases.for_services(services)
-    held.hold(claimed)
-    with ThreadPoolExecutor(max_workers=services.settings.openai_concurrency, thread_name_prefix="draft") as pool:
-        outcomes = list(pool.map(lambda cid: _draft_one(services, cid), claimed))
-    for conversation_id in claimed:
-        held.drop(conversation_id)
-    return outcomes.count(State.DRAFTED), outcomes.count(State.DRAFT_FAILED), outcomes.count(State.SKIPPED)
-
-
 def draft_and_card(services: Services, report: CycleReport, *, until: float, stop: float | None = None) -> None:
     """Check, draft and card the waiting mentions, with the model and Slack working side by side.
 
@@ -288,7 +181,7 @@ def draft_and_card(services: Services, report: CycleReport, *, until: float, sto
     outcomes: Counter = Counter()
     under_way: set[Future] = set()
     slack_refused = no_more_new = False
-    # Twice as many threads as model slots (the Drafter holds OPENAI_CONCURRENCY, or the server's fewer slots): while some wait
+    # Twice as many threads as model slots (the Drafter holds OPENAI_CONCURRENCY): while some wait
     # for the model, the others look up threads and write to the database, so the model is never idle.
     pool = ThreadPoolExecutor(max_workers=2 * concurrency, thread_name_prefix="draft")
     try:
@@ -300,7 +193,7 @@ def draft_and_card(services: Services, report: CycleReport, *, until: float, sto
                 under_way |= {pool.submit(_prepare_one, services, cid) for cid in claimed}
             carded = None
             if open_ and not slack_refused and budget > 0:
-                carded = post_next_card(services)
+                carded = sync.post_next_card(services)
                 slack_refused = carded is None
                 budget -= bool(carded)
                 report.carded += bool(carded)
@@ -332,7 +225,7 @@ def cards_per_cycle(settings) -> int:
 
 def claim_new(services: Services, limit: int) -> list[int]:
     """Take up to ``limit`` new mentions for drafting (new → drafting), oldest first; one statement."""
-    ids = _ids_in(services, State.NEW, limit=limit)
+    ids = backlog.ids_in(services.db, State.NEW, limit=limit)
     if not ids:
         return []
     with services.db.session() as session:
@@ -350,8 +243,7 @@ def claim_new(services: Services, limit: int) -> list[int]:
 def _prepare_one(services: Services, conversation_id: int) -> State | None:
     """On a drafting thread: the thread check, then the draft. Never raises (the cycle goes on)."""
     try:
-        settled = check_thread(services, conversation_id, from_state=State.DRAFTING)
-        return settled or _draft_one(services, conversation_id)
+        return _check_thread(services, conversation_id) or _draft_one(services, conversation_id)
     except Exception:  # noqa: BLE001 - one broken conversation must not stop the others; it is released later
         log.exception("conversation %s: drafting failed; it is tried again once its lease runs out", conversation_id)
         return None
@@ -359,23 +251,14 @@ def _prepare_one(services: Services, conversation_id: int) -> State | None:
         leases.for_services(services).drop(conversation_id)
 
 
-def post_next_card(services: Services) -> bool | None:
-    """Card the most urgent ready conversation: True when one was carded, False when none is
-    ready, None when Slack refused."""
-    for conversation_id in _ids_in(services, State.DRAFTED, State.DRAFT_FAILED, limit=3, solo=True):
-        outcome = post_card(services, conversation_id)
-        if outcome is not False:
-            return outcome
-    return False
-
-
 def _draft_one(services: Services, conversation_id: int) -> State:
     with services.db.session() as session:
         conversation = session.get(Conversation, conversation_id)
         context = gather_context(session, conversation)
-    rules = reply_rules(services, conversation)
+    rules = rules_for(services, conversation)
+    similar = examples.similar(services.db, services.drafter, services.settings, conversation.text, conversation.platform)
     outcome = make_draft(services.drafter, services.prompts, conversation, platform_label=rules.platform_label, limit=rules.limit,
-                         examples=examples.similar(services, conversation.text, conversation.platform), context=context)
+                         examples=similar, context=context)
     triage = outcome.triage
     if triage is None:
         values = {"draft_error": outcome.error}
@@ -389,9 +272,7 @@ def _draft_one(services: Services, conversation_id: int) -> State:
             "triage_reason": triage.reason,
         }
         if triage.should_reply and triage.reply.strip():
-            platform = services.platforms.get(conversation.platform)
-            reply = triage.reply.strip()
-            reply = platform.compose_reply(conversation.thread_ref, reply) if platform else reply
+            reply = compose(services, conversation, triage.reply.strip())
             values.update(draft_text=reply, draft_model=triage.drafted_by or None, policy_problems=policy.check(reply, rules))
             target = State.DRAFTED
         elif triage.should_reply:
@@ -406,65 +287,10 @@ def _draft_one(services: Services, conversation_id: int) -> State:
     return target
 
 
-def post_cards(services: Services) -> int:
-    """One card per drafted conversation, most urgent first."""
-    posted = 0
-    for conversation_id in _ids_in(services, State.DRAFTED, State.DRAFT_FAILED, solo=True):
-        outcome = post_card(services, conversation_id)
-        if outcome is None:
-            break  # Slack is refusing; the rest wait for the next cycle
-        posted += outcome
-    return posted
-
-
-def post_card(services: Services, conversation_id: int) -> bool | None:
-    """Post one conversation's card: True when posted, False when another process has it,
-    None when Slack refused (the conversation is ready again for a later try)."""
+def _check_thread(services: Services, conversation_id: int) -> State | None:
+    """Before the model: a mention the brand already answered natively, or that was deleted,
+    gets no draft and no card (ANSWERED_ELSEWHERE or DELETED); None when it needs a draft."""
     with services.db.session() as session:
-        if not transition(session, conversation_id, (State.DRAFTED, State.DRAFT_FAILED), State.CARDED, carding_since=utcnow()):
-            return False
         conversation = session.get(Conversation, conversation_id)
-    held = leases.for_services(services)
-    held.hold([conversation_id])
-    try:
-        return _post_claimed_card(services, conversation)
-    finally:
-        held.drop(conversation_id)
-
-
-def _post_claimed_card(services: Services, conversation: Conversation) -> bool | None:
-    conversation_id = conversation.id
-    anchor = _thread_card(services, conversation)
-    try:
-        if anchor:
-            channel, ts = services.publisher.post(card_for(services, conversation), channel=anchor.slack_channel, thread_ts=anchor.slack_ts)
-        else:
-            channel, ts = services.publisher.post(card_for(services, conversation))
-    except CardPublishError as error:
-        log.error("conversation %s: card not posted: %s", conversation_id, error)
-        with services.db.session() as session:
-            previous = State.DRAFTED if conversation.draft_text else State.DRAFT_FAILED
-            transition(session, conversation_id, State.CARDED, previous, carding_since=None)
-        return None
-    with services.db.session() as session:
-        stored = session.get(Conversation, conversation_id)
-        stored.slack_channel, stored.slack_ts = channel, ts
-        stored.slack_thread_ts = anchor.slack_ts if anchor else None
-        audit(session, conversation_id, "conversant", "carded", f"{channel}/{ts}")
-    if anchor:
-        refresh_card(services, anchor.id)  # its header counts the turns
-    return True
-
-
-def _thread_card(services: Services, conversation: Conversation) -> Conversation | None:
-    """The top-level card of the conversation this turn belongs to, if one was posted."""
-    if not conversation.first_turn_id:
-        return None
-    with services.db.session() as session:
-        return session.scalars(
-            select(Conversation)
-            .where(Conversation.platform == conversation.platform, Conversation.thread_key == conversation.thread_key,
-                   Conversation.slack_ts.is_not(None), Conversation.slack_thread_ts.is_(None), Conversation.id != conversation.id)
-            .order_by(Conversation.turn)
-            .limit(1)
-        ).first()
+    platform = services.platforms.get(conversation.platform)
+    return threads.settle_on_platform(services.db, platform, conversation, State.DRAFTING) if platform else None

@@ -8,8 +8,13 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from bot import links
+
+if TYPE_CHECKING:
+    from bot.models import Conversation
+    from bot.platforms.formats import PlatformFormat
 
 MASS_PINGS = re.compile(r"(?<![\w])@(everyone|here|channel|all)\b|<!(everyone|here|channel)>", re.I)
 MENTION = re.compile(r"(?<![\w@/])@([A-Za-z0-9_][\w.-]*(?:@[\w-]+(?:\.[\w-]+)+)?)")
@@ -23,6 +28,18 @@ class ReplyRules:
     author_handle: str
     allowed_domains: tuple[str, ...]
     platform: str | None = None  # which bare domains and Markdown become links (bot.links.find)
+
+
+def reply_rules(platform_format: PlatformFormat, conversation: Conversation, allowed_domains: tuple[str, ...]) -> ReplyRules:
+    """The rules a reply to ``conversation`` must meet on its platform."""
+    return ReplyRules(
+        platform_label=platform_format.label,
+        limit=platform_format.limit,
+        length=platform_format.length,
+        author_handle=conversation.author_handle,
+        allowed_domains=allowed_domains,
+        platform=platform_format.name,
+    )
 
 
 def check(text: str, rules: ReplyRules) -> list[str]:

@@ -15,7 +15,7 @@ from sqlalchemy import select, update
 
 from bot.models import Conversation, State, utcnow
 
-SETTLED = (State.REPLIED, State.DISMISSED, State.ANSWERED_ELSEWHERE, State.DELETED, State.MISSED, State.SKIPPED)
+SETTLED = (State.REPLIED, State.DISMISSED, State.ANSWERED_ELSEWHERE, State.DELETED, State.SKIPPED)
 # The values a transition sets when the platform says the author deleted the mention.
 FORGET_DELETED = {"text": "", "draft_text": None}
 

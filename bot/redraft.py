@@ -1,7 +1,8 @@
-"""Redraft: ask the model for a new draft in a given direction; it replaces the old one in place."""
+"""Redraft: ask the model for a new draft in a given direction; it replaces the old one in place.
+
+The card is rewritten by the caller (``flows.redraft``)."""
 from __future__ import annotations
 
-import enum
 import logging
 from dataclasses import dataclass
 
@@ -9,34 +10,12 @@ from bot import policy
 from bot.context import gather as gather_context
 from bot.draft import build_messages, reply_cap
 from bot.llm import DraftUnavailable
-from bot.models import Conversation, State, audit, transition
-from bot.review import refresh_card, reply_rules
+from bot.decision import rules_for
+from bot.models import Conversation, Direction, State, audit, transition
 from bot.services import Services
 
 log = logging.getLogger(__name__)
 
-
-class Direction(str, enum.Enum):
-    SHORTER = "shorter"
-    WARMER = "warmer"
-    FORMAL = "formal"
-    DIRECT = "direct"
-    QUESTION = "question"
-    CUSTOM = "custom"  # a person types the instruction
-
-    @property
-    def label(self) -> str:
-        return LABELS[self]
-
-
-LABELS = {
-    Direction.SHORTER: "Shorter",
-    Direction.WARMER: "Warmer",
-    Direction.FORMAL: "More formal",
-    Direction.DIRECT: "Answer directly",
-    Direction.QUESTION: "Ask them a question",
-    Direction.CUSTOM: "Something else…",
-}
 
 INSTRUCTIONS = {
     Direction.SHORTER: "Make it shorter: one sentence if you can, keeping what matters.",
@@ -66,7 +45,7 @@ def redraft(services: Services, conversation_id: int, user: str, direction: Dire
     instruction = custom.strip()[:CUSTOM_LIMIT] if direction is Direction.CUSTOM else INSTRUCTIONS[direction]
     if not instruction:
         return RedraftResult(False, "Say how the draft should change.")
-    rules = reply_rules(services, conversation)
+    rules = rules_for(services, conversation)
     messages = build_messages(services.prompts, conversation, platform_label=rules.platform_label, limit=rules.limit, context=context)
     current = conversation.draft_text or "(there is no draft yet)"
     # From the team, so trusted: it goes in a system message, after the untrusted mention.
@@ -78,8 +57,7 @@ def redraft(services: Services, conversation_id: int, user: str, direction: Dire
         return RedraftResult(False, f"Couldn't redraft: {error}. The current draft is unchanged.")
     if not triage.reply.strip():
         return RedraftResult(False, "The model gave an empty draft; the current draft is unchanged.")
-    platform = services.platforms.get(conversation.platform)
-    text = platform.compose_reply(conversation.thread_ref, triage.reply.strip()) if platform else triage.reply.strip()
+    text = compose(services, conversation, triage.reply.strip())
     with services.db.session() as session:
         won = transition(session, conversation_id, State.CARDED, State.CARDED, draft_text=text, draft_error=None, draft_model=triage.drafted_by or None,
                          policy_problems=policy.check(text, rules))
@@ -87,5 +65,10 @@ def redraft(services: Services, conversation_id: int, user: str, direction: Dire
             audit(session, conversation_id, user, "redrafted", f"{direction.value}: {instruction}")
     if not won:
         return RedraftResult(False, "Someone decided on this conversation meanwhile; the draft was not replaced.")
-    refresh_card(services, conversation_id)
     return RedraftResult(True)
+
+
+def compose(services: Services, conversation: Conversation, text: str) -> str:
+    """The reply as it will be posted (Mastodon's starts with the author's @acct)."""
+    platform = services.platforms.get(conversation.platform)
+    return platform.compose_reply(conversation.thread_ref, text) if platform is not None else text

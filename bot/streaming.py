@@ -26,7 +26,6 @@ import zlib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from bot import bursts
 from bot.ingest import ingest, insert_mentions, load_cursors, save_cursors
 from bot.jobs.leader import LOCK_KEY, Leadership
 from bot.models import AppState, get_pause, utcnow
@@ -125,17 +124,14 @@ class Carder:
 
 def card_waiting(services: Services) -> None:
     """The poll cycle's steps after ingest, for mentions already stored: turns, bursts, draft, card."""
-    from bot.pipeline import CYCLE_END, CYCLE_SHARE, CycleReport, draft_and_card, link_turns
+    from bot.pipeline import CYCLE_END, CYCLE_SHARE, CycleReport, card_stored
 
     with services.db.session() as session:
         if get_pause(session) is not None:
             return  # stored; carded by the first cycle after `/conversant resume`
     report = CycleReport()
-    link_turns(services)
-    bursts.form(services)
     started, interval = time.monotonic(), services.settings.poll_interval_seconds
-    draft_and_card(services, report, until=started + interval * CYCLE_SHARE, stop=started + interval * CYCLE_END)
-    report.carded += bursts.post_cards(services)
+    card_stored(services, report, until=started + interval * CYCLE_SHARE, stop=started + interval * CYCLE_END)
     log.info("streamed mentions: %d drafted, %d without a draft, %d skipped, %d carded",
              report.drafted, report.without_draft, report.skipped, report.carded)
 

@@ -189,7 +189,8 @@ def serve_web(services):
     """The production WSGI app (bolt's WSGI adapter plus /healthz) on a local port."""
     from bot.slack.web import make_wsgi_app
 
-    server = make_server("127.0.0.1", 0, make_wsgi_app(services), server_class=_ThreadingWSGIServer, handler_class=_QuietHandler)
+    application = make_wsgi_app(services)
+    server = make_server("127.0.0.1", 0, application, server_class=_ThreadingWSGIServer, handler_class=_QuietHandler)
     # A short poll interval: shutdown() waits for the next poll, 0.5 s by default.
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
@@ -198,6 +199,7 @@ def serve_web(services):
     finally:
         server.shutdown()
         server.server_close()
+        application.close()  # the Slack app's executor: clicks under way finish, nothing new starts
 
 
 @pytest.fixture

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import json
 
-from bot.cards import ActionId, ModalId, burst_value, button_value
-from bot.models import Conversation
+from bot.slack.payloads import ActionId, ModalId, burst_value, conversation_value
+from bot.models import Burst, Conversation
 from bot.pipeline import poll_once
 from tests.conftest import SIGNING_SECRET, triage
 from tests.fakes.slack_requests import block_actions_body, post_signed, view_submission_body
@@ -35,16 +35,19 @@ def carded_mention(services, bluesky, model, text="@brand.test how do I export m
 
 
 def click(web: str, action: ActionId, conversation: Conversation, user: str = "U_ALICE", *, value: str | None = None, retry_num: int | None = None):
-    value = value or button_value(conversation.id)
+    value = value or conversation_value(conversation.id)
     body = block_actions_body(user_id=user, action_id=action.value, value=value, message_ts=conversation.slack_ts or "1.1")
     return post_signed(f"{web}/slack/events", body, SIGNING_SECRET, retry_num=retry_num)
 
 
 def submit(web: str, modal: ModalId, conversation: Conversation, values: dict, user: str = "U_ALICE"):
-    body = view_submission_body(user_id=user, callback_id=modal.value, private_metadata=button_value(conversation.id), values=values)
+    body = view_submission_body(user_id=user, callback_id=modal.value, private_metadata=conversation_value(conversation.id), values=values)
     return post_signed(f"{web}/slack/events", body, SIGNING_SECRET)
 
 
-def press(web: str, action: ActionId, burst_id: int, user: str = "U_LEAD"):
-    body = block_actions_body(user_id=user, action_id=action.value, value=burst_value(burst_id), message_ts="1.1")
+def press(services, web: str, action: ActionId, burst_id: int, user: str = "U_LEAD"):
+    """Click a button of the burst card (the message the burst's card is)."""
+    with services.db.session() as session:
+        message_ts = session.get(Burst, burst_id).slack_ts
+    body = block_actions_body(user_id=user, action_id=action.value, value=burst_value(burst_id), message_ts=message_ts)
     return post_signed(f"{web}/slack/events", body, SIGNING_SECRET)

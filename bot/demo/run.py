@@ -9,8 +9,7 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from bot import decision, outbox
-from bot.cards import as_text
+from bot import flows
 from bot.config import ConfigError, load_settings
 from bot.db import Database, migrate
 from bot.draft import load_prompts
@@ -19,6 +18,8 @@ from bot.models import Conversation, DismissReason, State
 from bot.pipeline import poll_once
 from bot.platforms.demo import DemoPlatform
 from bot.services import Services
+from bot.slack.cards import as_text
+from bot.slack.views import decision_text
 
 REVIEWER = "U_DEMO"
 
@@ -122,19 +123,17 @@ def _approve_one(services: Services, out) -> None:
     if approvable:
         chosen = approvable[0]
         out(f"\n<@{REVIEWER}> clicks Approve on the reply to @{chosen.author_handle}.")
-        result = decision.approve(services, chosen.id, REVIEWER)
+        result = flows.approve(services, chosen.id, REVIEWER)
     elif cards:
         chosen = next((c for c in cards if "Thank" in c.text or "thank" in c.text), cards[0])
         text = f"@{chosen.author_handle} that's wonderful to hear, thank you for telling us! Where are you heading next?"
         out(f"\n<@{REVIEWER}> clicks Edit on @{chosen.author_handle}'s card and writes the reply by hand:\n  {text}")
-        result = decision.approve_edited(services, chosen.id, REVIEWER, text)
+        result = flows.approve_edited(services, chosen.id, REVIEWER, text)
     else:
         out("No card is waiting, so there is nothing to approve.")
         return
     if not result.done:
-        out(f"Not approved: {result.message}")
-        return
-    outbox.send(services, chosen.id)
+        out(f"Not approved: {decision_text(result.message, result.who)}")
 
 
 def _dismiss_one(services: Services, out) -> None:
@@ -145,10 +144,7 @@ def _dismiss_one(services: Services, out) -> None:
     chosen = next((c for c in cards if c.category == "spam" or "CLICK HERE" in c.text), cards[-1])
     reason = DismissReason.SPAM if "CLICK HERE" in chosen.text else DismissReason.NOT_RELEVANT
     out(f"\n<@{REVIEWER}> clicks Dismiss on @{chosen.author_handle}'s card: {reason.label.lower()}.")
-    decision.dismiss(services, chosen.id, REVIEWER, reason)
-    from bot.review import refresh_card
-
-    refresh_card(services, chosen.id)
+    flows.dismiss(services, chosen.id, REVIEWER, reason)
 
 
 def _figures(services: Services, out) -> None:

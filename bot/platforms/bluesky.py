@@ -28,6 +28,7 @@ from atproto_client.request import Request
 
 from bot import deadline, links
 from bot.deadline import CALL_SECONDS, DeadlineExceeded
+from bot.platforms.formats import BLUESKY
 from bot.platforms.base import (
     AuthFailed,
     FetchResult,
@@ -70,7 +71,8 @@ class BlueskyPlatform:
     name = "bluesky"
     label = "Bluesky"
     call_deadline = CALL_SECONDS  # one call, however the server trickles (bot/deadline.py)
-    text_limit = 300
+    format = BLUESKY
+    text_limit = BLUESKY.limit
 
     def __init__(self, handle: str, app_password: str, pds_url: str, *, keywords: tuple[str, ...] = (), timeout: float = 20.0):
         self.handle = handle

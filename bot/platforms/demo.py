@@ -9,6 +9,7 @@ import json
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+from bot.platforms.formats import BLUESKY
 from bot.platforms.base import FetchResult, Mention, MentionGone, PostedReply
 from bot.text import grapheme_count
 
@@ -16,7 +17,8 @@ from bot.text import grapheme_count
 class DemoPlatform:
     name = "bluesky"  # the samples are written as Bluesky posts
     label = "Bluesky (demo file)"
-    text_limit = 300
+    format = BLUESKY
+    text_limit = BLUESKY.limit
 
     def __init__(self, samples: dict, replies_path: Path) -> None:
         self.samples = samples

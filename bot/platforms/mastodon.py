@@ -25,7 +25,6 @@ from datetime import datetime, timedelta, timezone
 from functools import partial
 from html.parser import HTMLParser
 
-import regex
 from mastodon import Mastodon
 from mastodon.errors import (
     MastodonAPIError,
@@ -38,6 +37,16 @@ from mastodon.errors import (
 
 from bot import deadline
 from bot.deadline import CALL_SECONDS, DeadlineExceeded
+from bot.platforms.formats import (
+    MASTODON,
+    MASTODON_MAX_CHARACTERS,
+    MASTODON_MENTION,
+    MASTODON_URL,
+    MASTODON_URL_CHARACTERS,
+    PlatformFormat,
+    mastodon_length,
+)
+from bot.platforms.formats import mastodon as mastodon_format
 from bot.platforms.base import (
     AuthFailed,
     FetchResult,
@@ -62,12 +71,10 @@ MAX_PAGES = 10  # 800 notifications a poll; the rest come next poll (300 request
 SEARCH_PAGE_SIZE = 40  # the maximum per category
 MAX_SEARCH_PAGES = 5
 SEARCH_OVERLAP = timedelta(minutes=15)
-DEFAULT_MAX_CHARACTERS = 500
-DEFAULT_URL_CHARACTERS = 23
+DEFAULT_MAX_CHARACTERS = MASTODON_MAX_CHARACTERS
+DEFAULT_URL_CHARACTERS = MASTODON_URL_CHARACTERS
 VISIBILITIES = ("public", "unlisted", "private", "direct")
-# StatusLengthValidator: Account::MENTION_RE, and URLs with a scheme as twitter-text finds them
-MENTION_RE = regex.compile(r"(?<![=/\w])@([a-z0-9_]+(?:[a-z0-9_.-]+[a-z0-9_]+)?)(?:@[\w.-]+\w)?", regex.I)
-URL_RE = regex.compile(r"(?<![\w/])https?://[^\s<>\"']*[^\s<>\"'.,;:!?)]")
+MENTION_RE, URL_RE = MASTODON_MENTION, MASTODON_URL  # the counting lives in platforms/formats.py
 CREDENTIALS_HINT = (
     "check MASTODON_ACCESS_TOKEN (and MASTODON_API_BASE_URL): create it under Preferences → Development "
     "with the scopes read:accounts read:notifications read:search read:statuses write:statuses"
@@ -149,14 +156,18 @@ class MastodonPlatform:
     # -- length ----------------------------------------------------------------
 
     @property
+    def format(self) -> PlatformFormat:
+        """This server's facts as last read (at login or a poll); the defaults until then. No network."""
+        return mastodon_format(*self._limits) if self._limits else MASTODON
+
+    @property
     def text_limit(self) -> int:
+        """The server's limit, asked for once (the network call that ``format`` never makes)."""
         return self._instance_limits()[0]
 
     def text_length(self, text: str) -> int:
         """StatusLengthValidator: every URL counts as the reserved length, ``@user@domain`` as ``@user``."""
-        countable = URL_RE.sub("x" * self._instance_limits()[1], text)
-        countable = MENTION_RE.sub(lambda match: "@" + match.group(1), countable)
-        return len(regex.findall(r"\X", countable))
+        return mastodon_length(text, self._instance_limits()[1])
 
     def _instance_limits(self) -> tuple[int, int]:
         if self._limits is None:
@@ -184,6 +195,7 @@ class MastodonPlatform:
 
     def fetch_mentions(self, cursors: dict[str, dict], since: datetime) -> FetchResult:
         me_id = str(self._account().id)
+        self._instance_limits()  # read while polling, so cards never wait for the server
         result = FetchResult(mentions=[])
         kept_ids: set[str] = set()
 
@@ -335,10 +347,7 @@ class MastodonPlatform:
     # -- writing ---------------------------------------------------------------
 
     def compose_reply(self, thread_ref: dict, text: str) -> str:
-        handle = "@" + thread_ref["acct"]
-        if regex.match(rf"{regex.escape(handle)}(?![\w@-]|\.\w)", text, regex.I):
-            return text
-        return f"{handle} {text}"
+        return self.format.compose(text, thread_ref["acct"])
 
     def post_reply(self, thread_ref: dict, text: str, *, idempotency_key: str) -> PostedReply:
         visibility = thread_ref.get("visibility")

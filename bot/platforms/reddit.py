@@ -49,6 +49,7 @@ from prawcore.exceptions import (
 
 from bot import deadline
 from bot.deadline import CALL_SECONDS, DeadlineExceeded
+from bot.platforms.formats import REDDIT
 from bot.platforms.base import (
     AuthFailed,
     FetchResult,
@@ -94,7 +95,8 @@ class RedditPlatform:
     name = "reddit"
     label = "Reddit"
     call_deadline = CALL_SECONDS  # one call, however the server trickles (bot/deadline.py)
-    text_limit = 10_000  # POST /api/comment refuses longer text with TOO_LONG
+    format = REDDIT
+    text_limit = REDDIT.limit
 
     def __init__(self, client_id: str, client_secret: str, username: str, password: str,
                  user_agent: str | None = None, *, subreddits: Iterable[str] = ("all",),

@@ -38,6 +38,7 @@ from bot.platforms.base import (
     Rejected,
     Unavailable,
 )
+from bot.platforms.formats import X as X_FORMAT
 from bot.platforms.x_text import LIMIT, weighted_length
 
 log = logging.getLogger(__name__)
@@ -96,6 +97,7 @@ class XPlatform:
     name = "x"
     label = "X"
     call_deadline = CALL_SECONDS  # one call, however the server trickles (bot/deadline.py)
+    format = X_FORMAT
     text_limit = LIMIT
 
     def __init__(

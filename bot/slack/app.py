@@ -24,11 +24,16 @@ def build_app(services: Services, *, socket_mode: bool = False) -> App:
         request_verification_enabled=not socket_mode,  # Socket Mode needs no signatures: the socket is authenticated
         token_verification_enabled=False,  # `conversant doctor` checks the token; start-up needs no network call
         process_before_response=False,
-        # Bolt acks a click only once its listener has started on this pool, and the listener then
-        # goes on to the slow part (Slack, the platform). Bolt's default of 5 threads makes the 6th
-        # click of a burst wait for the first ones to finish; Slack gives up after 3 s.
+        # The one executor of the app: acks and the lazy part of each click (Slack, the platform,
+        # the model) run here. Bolt's default of 5 threads makes the 6th click of a burst wait for
+        # the first ones to finish; Slack gives up after 3 s. ``close`` shuts it down.
         listener_executor=ThreadPoolExecutor(max_workers=LISTENER_THREADS, thread_name_prefix="slack-listener"),
         logger=logging.getLogger("bot.slack.bolt"),
     )
     register(app, services, Approvers(services.slack_client, settings.slack_approvers))
     return app
+
+
+def close(app: App) -> None:
+    """Stop the app's executor: clicks already acked are still handled, nothing new is taken."""
+    app.listener_runner.listener_executor.shutdown(wait=False)

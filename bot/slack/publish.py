@@ -70,11 +70,6 @@ class ChannelPacer:
         with self._lock:
             self._next[channel] = max(self._next.get(channel, 0.0), self.clock() + seconds)
 
-    def queued_for(self, channel: str) -> float:
-        """Seconds until ``channel``'s next free slot (0 when free now)."""
-        with self._lock:
-            return max(0.0, self._next.get(channel, 0.0) - self.clock())
-
 
 SLACK_CALL_SECONDS = 60.0  # one API call: 15 s reads, Retry-After waits and retries included
 PACED_METHODS = ("chat.postMessage",)  # Slack's "1 per second per channel" methods

@@ -7,7 +7,9 @@ as the listener calls ``ack()`` and finishes the slow part on its own threads.
 from __future__ import annotations
 
 import io
+import json
 import logging
+from urllib.parse import parse_qs
 
 from gunicorn.app.base import BaseApplication
 from slack_bolt.adapter.wsgi import SlackRequestHandler
@@ -18,13 +20,16 @@ from bot.health import ops_app
 from bot.logs import ACCESS_LOG_FORMAT, gunicorn_logger_class
 from bot.services import Services
 from bot.slack.asgi import WsgiBridge
-from bot.slack.app import build_app
+from bot.slack.app import build_app, close
+from bot.slack.payloads import interaction_problem
 
 log = logging.getLogger(__name__)
 
 
 def make_wsgi_app(services: Services):
-    slack = SlackRequestHandler(build_app(services), path="/slack/events")
+    """The WSGI app; its ``close()`` stops the Slack app's executor."""
+    app = build_app(services)
+    slack = SlackRequestHandler(app, path="/slack/events")
     verifier = SignatureVerifier(services.settings.slack_signing_secret or "")
     ops = ops_app(services, scheduler=False)  # /healthz, /readyz, /metrics
 
@@ -41,13 +46,33 @@ def make_wsgi_app(services: Services):
                    "x-slack-signature": environ.get("HTTP_X_SLACK_SIGNATURE", "")}
         if not _signed(verifier, body, headers):
             return _plain(start_response, "401 Unauthorized", "invalid request signature")
+        problem = _malformed(body)
+        if problem:
+            log.warning("refused a signed request: %s", problem)
+            return _plain(start_response, "400 Bad Request", "malformed payload")
         try:
             return slack(environ, start_response)
         except ValueError:
             log.warning("ignored a signed request whose body is not a Slack payload")
             return _plain(start_response, "400 Bad Request", "malformed payload")
 
+    application.close = lambda: close(app)
     return application
+
+
+def _malformed(body: bytes) -> str | None:
+    """Why an interaction (``payload=<json>``) cannot be handled; None for anything else."""
+    try:
+        form = parse_qs(body.decode(), strict_parsing=False)
+    except UnicodeDecodeError:
+        return "the body is not UTF-8"
+    if "payload" not in form:
+        return None  # a slash command or an event: Bolt parses those
+    try:
+        payload = json.loads(form["payload"][0])
+    except ValueError:
+        return "the payload is not JSON"
+    return interaction_problem(payload)
 
 
 def _signed(verifier: SignatureVerifier, body: bytes, headers: dict) -> bool:

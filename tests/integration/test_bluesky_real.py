@@ -13,7 +13,7 @@ import sys
 import pytest
 from atproto import models
 
-from bot.cards import REPLY_BLOCK, REPLY_INPUT, ActionId, ModalId
+from bot.slack.payloads import REPLY_BLOCK, REPLY_INPUT, ActionId, ModalId
 from bot.config import load_settings
 from bot.db import migrate
 from bot.models import Conversation, State
@@ -21,7 +21,7 @@ from bot.pipeline import poll_once
 from bot.platforms.base import Rejected
 from bot.platforms.bluesky import BlueskyPlatform
 from bot.policy import check
-from bot.review import reply_rules
+from bot.decision import rules_for
 from bot.services import build_services
 from tests.conftest import eventually, serve_web, triage
 from tests.fakes.openai_api import FakeOpenAI
@@ -153,7 +153,7 @@ def test_emoji_cjk_and_a_link_get_the_right_byte_offsets_and_the_limit_agrees(op
     assert link["features"][0] == {"$type": "app.bsky.richtext.facet#link", "uri": "https://brand.example/help?q=1"}
 
     # The preflight and the PDS agree at the boundary: 300 graphemes pass, 301 do not.
-    rules = reply_rules(operator.services, conv)
+    rules = rules_for(operator.services, conv)
     at_limit = "👍🏽" * 150 + "字" * 150
     assert check(at_limit, rules) == [] and check(at_limit + "!", rules) != []
     adapter: BlueskyPlatform = operator.services.platforms["bluesky"]
@@ -286,7 +286,7 @@ def test_a_burst_on_the_real_servers_is_one_card_and_one_reply_each(operator, bs
     assert len(cards) == 1 and "5 similar mentions" in cards[0]["text"]
     burst_id = operator.conversation(mentions[0].uri).burst_id
     with serve_web(operator.services) as web:
-        press(web, ActionId.APPROVE_ALL, burst_id)
+        press(operator.services, web, ActionId.APPROVE_ALL, burst_id)
         eventually(lambda: all(operator.conversation(m.uri).state == State.REPLIED.value for m in mentions), timeout=60)
     bsky_network.process_all()
     for mention in mentions:

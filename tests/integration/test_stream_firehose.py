@@ -10,7 +10,7 @@ from contextlib import contextmanager
 
 import pytest
 
-from bot.cards import ActionId
+from bot.slack.payloads import ActionId
 from bot.config import load_settings
 from bot.db import migrate
 from bot.models import Conversation, State

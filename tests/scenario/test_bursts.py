@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from bot.cards import ActionId
+from bot.slack.payloads import ActionId
 from bot.models import Burst, Conversation, State
 from bot.pipeline import poll_once
 from tests.conftest import eventually, triage
@@ -43,7 +43,7 @@ def test_thirty_similar_mentions_make_one_card_and_approve_all_sends_thirty_repl
     assert {c.slack_ts for c in members} == {latest["ts"]}  # nudges and links point at the burst card
     assert burst_card["channel"] == "C_REVIEW"
 
-    press(web, ActionId.APPROVE_ALL, members[0].burst_id)
+    press(services, web, ActionId.APPROVE_ALL, members[0].burst_id)
 
     eventually(lambda: len(bluesky.created("brand.test")) == 30, timeout=30)
     replied_to = {r.value["reply"]["parent"]["uri"] for r in bluesky.created("brand.test")}
@@ -61,7 +61,7 @@ def test_open_one_by_one_cards_each_in_the_burst_thread(services, web, slack, mo
     with services.db.session() as session:
         burst_ts = session.get(Burst, burst_id).slack_ts
 
-    press(web, ActionId.OPEN_EACH, burst_id)
+    press(services, web, ActionId.OPEN_EACH, burst_id)
 
     opened = eventually(lambda: [c for c in slack.calls_to("chat.postMessage") if c.get("thread_ts") == burst_ts] if len(
         [c for c in slack.calls_to("chat.postMessage") if c.get("thread_ts") == burst_ts]) == 6 else None)
@@ -86,6 +86,6 @@ def test_outsiders_cannot_approve_a_burst(make_services, slack, model, bluesky):
     poll_once(services)
     burst_id = next(c.burst_id for c in conversations(services) if c.burst_id)
     with serve_web(services) as web:
-        press(web, ActionId.APPROVE_ALL, burst_id, user="U_INTRUDER")
+        press(services, web, ActionId.APPROVE_ALL, burst_id, user="U_INTRUDER")
         eventually(lambda: slack.calls_to("chat.postEphemeral"))
     assert bluesky.created("brand.test") == []

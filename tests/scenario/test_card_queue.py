@@ -8,6 +8,7 @@ from datetime import datetime, timedelta, timezone
 from sqlalchemy import select
 
 from bot.backlog import card_queue
+from bot.slack.views import queue_home_text
 from bot.ingest import insert_mentions
 from bot.models import Conversation, State
 from bot.pipeline import poll_once
@@ -57,10 +58,10 @@ def test_a_burst_cards_the_most_urgent_first_and_counts_the_rest_in_one_message(
     slack.fail_next("chat.postMessage", error="channel_not_found")  # the first cycle drafts them all but cards none
 
     poll_once(services)
-    queue = card_queue(services)
+    queue = card_queue(services.db, services.settings)
     assert (queue.ready, queue.per_minute, queue.queued) == (8, 3, True)
     assert queue.by_urgency == {"high": 2, "normal": 3, "low": 3}
-    assert "8 queued for a card" in queue.home_text()
+    assert "8 queued for a card" in queue_home_text(queue)
     [status] = statuses(slack)
     assert "*8 conversations are queued for a card*" in status["text"]
 
@@ -77,7 +78,7 @@ def test_a_burst_cards_the_most_urgent_first_and_counts_the_rest_in_one_message(
     edits = [c for c in slack.calls_to("chat.update") if c["ts"] == status_ts(slack)]
     assert "*5 conversations are queued for a card*" in edits[0]["text"]
     assert "drained" in edits[-1]["text"]
-    assert card_queue(services).waiting == 0 and not card_queue(services).queued
+    assert card_queue(services.db, services.settings).waiting == 0 and not card_queue(services.db, services.settings).queued
 
 
 def status_ts(slack) -> str:
@@ -97,7 +98,7 @@ def test_a_small_queue_gets_no_status_message(make_services, slack, model, blues
     poll_once(services)
 
     assert len(slack.calls_to("chat.postMessage")) == 3 and not statuses(slack)
-    assert card_queue(services).home_text().startswith(":white_check_mark:")
+    assert queue_home_text(card_queue(services.db, services.settings)).startswith(":white_check_mark:")
 
 
 def test_messages_to_a_channel_are_paced_and_retry_after_holds_it(slack):

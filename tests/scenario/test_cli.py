@@ -11,7 +11,7 @@ import urllib.request
 
 import pytest
 
-from bot.cards import ActionId
+from bot.slack.payloads import ActionId
 from bot.models import State
 from tests.conftest import eventually, triage
 from tests.support import carded_mention, click, load

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from bot import decision, outbox
+from bot import decision, flows
 from bot.models import Conversation, State
 from bot.pipeline import poll_once
 from bot.platforms.mastodon import MastodonPlatform
@@ -60,7 +60,7 @@ def turns(services) -> list[Conversation]:
 
 def approve_and_send(services, conversation_id: int) -> None:
     assert decision.approve(services, conversation_id, "U_ALICE").done
-    assert outbox.send(services, conversation_id) is State.REPLIED
+    assert flows.send(services, conversation_id) is State.REPLIED
 
 
 def last_brand_reply_id(thread) -> str:

@@ -12,7 +12,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from PIL import Image
 
-from bot.jobs.digest import build_digest, percentile, send_digest
+from bot.jobs.digest import send_digest
+from bot.stats import build_digest, percentile
 from bot.models import Conversation, State, set_pause
 from tests.conftest import SIGNING_SECRET, eventually
 from tests.fakes.slack_requests import post_signed, slash_command_body
@@ -127,7 +128,7 @@ def test_the_chart_counts_mentions_and_replies_per_hour_and_the_14_day_rate(make
     services = make_services(DIGEST_TIMEZONE="Europe/Berlin")
     known_day(services)
 
-    digest = build_digest(services, end=END)
+    digest = build_digest(services.db, services.settings, end=END)
 
     assert digest.hour_labels[0] == "10:00" and digest.hour_labels[-1] == "09:00"  # Berlin is UTC+1 in November
     assert sum(digest.received_per_hour) == 13 and digest.received_per_hour[2] == 3

@@ -9,7 +9,7 @@ from typing import Callable
 
 import pytest
 
-from bot.cards import ActionId
+from bot.slack.payloads import ActionId
 from bot.models import State
 from tests.conftest import eventually, serve_web, triage
 from tests.fakes.mastodon_api import FakeMastodon

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import update
 
 from bot import decision
-from bot.cards import ActionId
+from bot.slack.payloads import ActionId
 from bot.models import Conversation, State, utcnow
 from bot.pipeline import poll_once
 from tests.conftest import eventually, triage

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select
 
 from bot import examples
-from bot.cards import REPLY_BLOCK, REPLY_INPUT, ModalId
+from bot.slack.payloads import REPLY_BLOCK, REPLY_INPUT, ModalId
 from bot.examples import Example, daily_quality, levenshtein
 from bot.models import Conversation, State
 from bot.pipeline import poll_once
@@ -41,7 +41,7 @@ def replied(services, mention: str, reply: str, *, draft: str | None = None, pla
         session.flush()
         conversation_id = conversation.id
     if record:
-        examples.record(services, load(services, conversation_id))
+        examples.record(services.db, services.drafter, load(services, conversation_id))
     return conversation_id
 
 
@@ -93,11 +93,11 @@ def test_full_text_ranking_picks_the_example_about_the_same_thing(services):
     replied(services, "@brand.test dark mode please, my eyes hurt at night", "Thanks for asking! Which screen first?")
     replied(services, "Brand is great, love Brand", "Thank you!")  # names the brand only
 
-    found = examples.similar(services, "@brand.test Brand export to PDF failed again on a big notebook", "bluesky")
+    found = examples.similar(services.db, services.drafter, services.settings, "@brand.test Brand export to PDF failed again on a big notebook", "bluesky")
 
     assert [e.reply_text for e in found][0] == "Sorry about the export! How big is the notebook?"
     assert "Thank you!" not in [e.reply_text for e in found]  # the brand's name says nothing
-    assert examples.similar(services, "@brand.test hello there", "bluesky") == []
+    assert examples.similar(services.db, services.drafter, services.settings, "@brand.test hello there", "bluesky") == []
 
 
 def test_among_equal_matches_the_same_platform_wins_and_repeated_replies_appear_once(services):
@@ -105,7 +105,7 @@ def test_among_equal_matches_the_same_platform_wins_and_repeated_replies_appear_
     replied(services, "login broken", "Sorry! Which device?", platform="mastodon")
     replied(services, "login broken", "Sorry, which app version?", platform="bluesky")
 
-    found = examples.similar(services, "login broken again", "bluesky", k=3)
+    found = examples.similar(services.db, services.drafter, services.settings, "login broken again", "bluesky", k=3)
 
     assert [(e.platform, e.reply_text) for e in found] == [("bluesky", "Sorry, which app version?"), ("mastodon", "Sorry! Which device?")]
 
@@ -121,7 +121,7 @@ def test_with_an_embedding_model_vectors_are_requested_stored_and_ranked_by_cosi
     vector = examples.unpack(first.embedding)
     assert sum(a * b for a, b in zip(vector, embed("my export to PDF fails"))) == pytest.approx(1.0, abs=1e-5)
 
-    found = examples.similar(services, "the PDF export fails", "bluesky")
+    found = examples.similar(services.db, services.drafter, services.settings, "the PDF export fails", "bluesky")
 
     assert embedding_inputs(model)[-1] == ["the PDF export fails"]
     assert [e.reply_text for e in found] == ["Sorry about the export!"]
@@ -136,7 +136,7 @@ def test_an_embedding_failure_still_keeps_the_example_and_falls_back_to_full_tex
     [example] = stored(services)
     assert example.reply_text == "Sorry about the export!" and example.embedding is None
     assert len(model.requests_to("/v1/embeddings")) == 1  # tried, refused (404)
-    assert [e.reply_text for e in examples.similar(services, "PDF export broken", "bluesky")] == ["Sorry about the export!"]
+    assert [e.reply_text for e in examples.similar(services.db, services.drafter, services.settings, "PDF export broken", "bluesky")] == ["Sorry about the export!"]
 
 
 def test_examples_recorded_before_the_embedding_model_was_set_get_vectors_later(make_services, model):
@@ -146,7 +146,7 @@ def test_examples_recorded_before_the_embedding_model_was_set_get_vectors_later(
 
     after = make_services(OPENAI_EMBEDDING_MODEL=EMBEDDER)
     # until then, full text still finds it
-    assert [e.reply_text for e in examples.similar(after, "export to PDF", "bluesky")] == ["Sorry about the export!"]
+    assert [e.reply_text for e in examples.similar(after.db, after.drafter, after.settings, "export to PDF", "bluesky")] == ["Sorry about the export!"]
     replied(after, "please add a dark mode", "Thanks, noted!")
 
     assert embedding_inputs(model)[-1] == ["please add a dark mode", "my export to PDF fails"]  # one request
@@ -155,7 +155,7 @@ def test_examples_recorded_before_the_embedding_model_was_set_get_vectors_later(
 
 def test_recording_twice_keeps_one_example_and_only_replied_conversations_count(services):
     conversation_id = replied(services, "hello", "Hi!")
-    examples.record(services, load(services, conversation_id))
+    examples.record(services.db, services.drafter, load(services, conversation_id))
     assert len(stored(services)) == 1
 
     with services.db.session() as session:
@@ -163,7 +163,7 @@ def test_recording_twice_keeps_one_example_and_only_replied_conversations_count(
     other = replied(services, "hello again", "Hi again!", record=False)
     with services.db.session() as session:
         session.get(Conversation, other).state = State.POSTING.value
-    examples.record(services, load(services, other))
+    examples.record(services.db, services.drafter, load(services, other))
     assert len(stored(services)) == 1
 
 

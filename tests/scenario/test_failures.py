@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from sqlalchemy import update
 
-from bot.cards import ActionId
+from bot.slack.payloads import ActionId
 from bot.models import Conversation, State, utcnow
 from bot.pipeline import poll_once
 from tests.conftest import eventually, triage
@@ -25,7 +25,7 @@ def test_model_down_still_gives_a_card_saying_no_draft_and_edit_works(services, 
     conv = load(services)
     assert conv.state == State.CARDED.value and conv.draft_text is None
 
-    from bot.cards import REPLY_BLOCK, REPLY_INPUT, ModalId
+    from bot.slack.payloads import REPLY_BLOCK, REPLY_INPUT, ModalId
     from tests.fakes.slack_requests import plain_text_value
     from tests.support import submit
 

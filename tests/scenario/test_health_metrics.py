@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from sqlalchemy import update
 
-from bot.cards import ActionId
+from bot.slack.payloads import ActionId
 from bot.health import HEARTBEAT_KEY, beat
 from bot.models import AppState, Conversation, utcnow
 from tests.conftest import eventually

@@ -5,7 +5,7 @@ import json
 from datetime import timedelta
 
 
-from bot.cards import ActionId
+from bot.slack.payloads import ActionId
 from bot.ingest import ingest
 from bot.jobs.nudges import nudge_once
 from bot.models import State
@@ -132,17 +132,17 @@ def test_poll_and_nudge_from_the_command_line_say_they_are_paused(env, services,
 
 
 def test_home_and_digest_show_how_often_drafts_went_out_unedited(services, web, slack, model, bluesky):
-    from bot import decision, outbox
+    from bot import decision, flows
     from bot.jobs.digest import send_digest
 
     first = carded_mention(services, bluesky, model, reply="Happy to help! Which version?")
-    assert decision.approve(services, first.id, "U_ALICE").done and outbox.send(services, first.id)
+    assert decision.approve(services, first.id, "U_ALICE").done and flows.send(services, first.id)
     bluesky.post("bob.test", "@brand.test where do I find invoices?")
     model.reply_with(triage("They are under Settings, Billing."))
     poll_once(services)
     second = next(c for c in _all(services) if c.author_handle == "bob.test")
     assert decision.approve_edited(services, second.id, "U_ALICE", "They are under Settings → Billing. Need a hand?").done
-    outbox.send(services, second.id)
+    flows.send(services, second.id)
 
     assert "Drafts: 1 of 2 sent unedited (50%)" in open_home(web, slack)
     send_digest(services)

@@ -13,7 +13,7 @@ import ada_url
 import pytest
 
 from bot import links, policy
-from bot.cards import REPLY_BLOCK, REPLY_INPUT, ActionId, ModalId
+from bot.slack.payloads import REPLY_BLOCK, REPLY_INPUT, ActionId, ModalId
 from bot.models import State
 from bot.platforms.bluesky import BlueskyPlatform
 from bot.text import grapheme_count

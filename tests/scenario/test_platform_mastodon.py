@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from bot import decision, outbox
+from bot import decision, flows
 from bot.models import Conversation, State
 from bot.pipeline import poll_once
 from bot.platforms import mastodon as mastodon_module
@@ -190,7 +190,19 @@ def test_the_adapter_talks_only_to_the_endpoints_it_uses(fake):
     fake.post("alice", "@brand hi")
     adapter.fetch_mentions({}, an_hour_ago())
 
-    assert {r.path for r in fake.requests} == {"/api/v1/accounts/verify_credentials", NOTIFICATIONS, "/api/v2/search"}
+    # the server's limits are read while polling, once, so rendering a card never asks
+    assert {r.path for r in fake.requests} == {"/api/v1/accounts/verify_credentials", NOTIFICATIONS, "/api/v2/search", "/api/v2/instance/"}
+
+
+def test_the_format_cards_use_never_asks_the_server(fake):
+    fake.set_instance(max_characters=1000, characters_reserved_per_url=30)
+    adapter = new_adapter(fake)
+    assert adapter.format.limit == 500 and fake.requests == []  # not read yet: the defaults, without a call
+
+    adapter.fetch_mentions({}, an_hour_ago())
+    calls = len(fake.requests)
+    assert adapter.format.limit == 1000 and adapter.format.length("see https://example.com") == 4 + 30
+    assert len(fake.requests) == calls
 
 
 # ---- writing ------------------------------------------------------------------------------
@@ -402,8 +414,8 @@ def test_a_mention_becomes_a_card_and_approval_posts_the_reply_once(make_service
     assert conversation.policy_problems == []
 
     assert decision.approve(services, conversation.id, "U_ALICE").done
-    assert outbox.send(services, conversation.id) is State.REPLIED
-    assert outbox.send(services, conversation.id) is None  # already sent: nothing happens
+    assert flows.send(services, conversation.id) is State.REPLIED
+    assert flows.send(services, conversation.id) is None  # already sent: nothing happens
 
     [reply] = fake.created("brand")
     assert (reply.in_reply_to_id, reply.visibility) == (mention, "private")

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from prawcore.sessions import FiniteRetryStrategy
 
-from bot import decision, outbox
+from bot import decision, flows
 from bot.models import Conversation, State
 from bot.pipeline import poll_once
 from bot.platforms.base import AuthFailed, MentionGone, RateLimited, Rejected, Unavailable
@@ -427,7 +427,7 @@ def test_a_reddit_mention_becomes_a_card_and_approve_posts_the_reply(make_servic
     assert conversation.external_id == question and conversation.state == State.CARDED.value
 
     decision.approve(services, conversation.id, "U_ALICE")
-    assert outbox.send(services, conversation.id) is State.REPLIED
+    assert flows.send(services, conversation.id) is State.REPLIED
 
     [reply] = reddit_api.created("BrandCo")
     assert reply.parent == question and reply.body == draft

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from bot import decision, outbox
+from bot import decision, flows
 from bot.models import Conversation, State
 from bot.pipeline import poll_once
 from bot.platforms.base import AuthFailed, MentionGone, PlatformError, RateLimited, Rejected, Unavailable
@@ -429,12 +429,12 @@ def test_an_x_mention_becomes_a_card_and_approval_posts_the_reply_once(make_serv
     conv = conversation(services)
     assert decision.approve(services, conv.id, "U_ALICE").done
 
-    assert outbox.send(services, conv.id) is State.REPLIED
+    assert flows.send(services, conv.id) is State.REPLIED
 
     [reply] = x.created("brand")
     assert reply.in_reply_to == mention and reply.text == draft
     done = conversation(services)
     assert done.reply_id == reply.id and done.reply_url == f"https://x.com/brand/status/{reply.id}"
-    assert outbox.send(services, conv.id) is None  # a second send finds nothing to do
+    assert flows.send(services, conv.id) is None  # a second send finds nothing to do
     poll_once(services)
     assert len(x.created("brand")) == 1 and len(slack.calls_to("chat.postMessage")) == 1

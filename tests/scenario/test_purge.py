@@ -5,7 +5,7 @@ from datetime import timedelta
 
 from sqlalchemy import func, select, update
 
-from bot.cards import ActionId
+from bot.slack.payloads import ActionId
 from bot.examples import Example
 from bot.models import AuditEvent, Conversation, State, utcnow
 from bot.pipeline import poll_once

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from urllib.parse import parse_qs, urlencode
 
-from bot.cards import REDRAFT_BLOCK, REDRAFT_INPUT, ActionId, ModalId, redraft_value
+from bot.slack.payloads import REDRAFT_BLOCK, REDRAFT_INPUT, ActionId, ModalId
 from bot.models import AuditEvent
 from tests.conftest import SIGNING_SECRET, eventually, triage
 from tests.fakes.slack_requests import block_actions_body, plain_text_value, post_signed
@@ -17,7 +17,7 @@ def choose(web: str, conversation, direction: str, user: str = "U_ALICE"):
     payload = json.loads(parse_qs(body)["payload"][0])
     payload["actions"][0] = {
         "type": "static_select", "action_id": ActionId.REDRAFT.value, "block_id": "b", "action_ts": "1.2",
-        "selected_option": {"text": {"type": "plain_text", "text": direction}, "value": redraft_value(conversation.id, direction)},
+        "selected_option": {"text": {"type": "plain_text", "text": direction}, "value": json.dumps({"conversation": conversation.id, "redraft": direction})},
     }
     return post_signed(f"{web}/slack/events", urlencode({"payload": json.dumps(payload)}), SIGNING_SECRET)
 

@@ -1,7 +1,7 @@
 """The core promise, end to end: a Bluesky mention becomes a card; a click posts the reply once."""
 from __future__ import annotations
 
-from bot.cards import ActionId
+from bot.slack.payloads import ActionId
 from bot.models import AuditEvent, State
 from bot.pipeline import poll_once
 from tests.conftest import eventually, triage

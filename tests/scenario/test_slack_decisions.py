@@ -6,10 +6,12 @@ import time
 import urllib.parse
 import urllib.request
 
-from bot.cards import REASON_BLOCK, REASON_INPUT, REPLY_BLOCK, REPLY_INPUT, ActionId, ModalId
+from bot.slack.payloads import REASON_BLOCK, REASON_INPUT, REPLY_BLOCK, REPLY_INPUT, ActionId, ModalId
 from bot.models import State
 from tests.conftest import SIGNING_SECRET, eventually, serve_web
 from tests.fakes.slack_requests import block_actions_body, plain_text_value, post_signed, radio_value, slash_command_body
+from bot.pipeline import poll_once
+from tests.conftest import triage
 from tests.support import card_buttons, card_text, carded_mention, click, load, submit
 
 
@@ -111,12 +113,46 @@ def test_forged_or_stale_requests_get_401_and_change_nothing(services, web, slac
     assert len(updates) == 1 and "is on it" in json.dumps(updates[0]["blocks"])  # the claim's, and nothing before it
 
 
-def test_a_malformed_button_value_is_answered_not_crashed(services, web, slack, model, bluesky):
+def test_a_malformed_button_value_is_400_and_changes_nothing(services, web, slack, model, bluesky):
     conv = carded_mention(services, bluesky, model)
-    for value in ("not json", json.dumps({"conversation": "1; DROP TABLE"}), json.dumps({"conversation": 99999})):
-        assert click(web, ActionId.APPROVE, conv, value=value)[0] == 200
-    eventually(lambda: len(slack.calls_to("chat.postEphemeral")) == 3)
-    assert load(services).state == State.CARDED.value
+    other = {"conversation": conv.id + 1}
+    for value in ("not json", json.dumps({"conversation": "1; DROP TABLE"}), json.dumps({"conversation": True}),
+                  json.dumps({"conversation": None}), json.dumps([conv.id]), json.dumps({"conversation": -1})):
+        assert click(web, ActionId.APPROVE, conv, value=value)[0] == 400, value
+    assert click(web, ActionId.APPROVE, conv, value=json.dumps(other))[0] == 200  # well formed, but no such card
+    told = eventually(lambda: slack.calls_to("chat.postEphemeral"))
+    assert len(told) == 1 and "no longer exists" in told[0]["text"]
+    assert load(services).state == State.CARDED.value and slack.calls_to("chat.update") == []
+
+
+def test_a_payload_of_the_wrong_shape_is_400_and_changes_nothing(services, web, slack, model, bluesky):
+    conv = carded_mention(services, bluesky, model)
+    good = json.loads(urllib.parse.parse_qs(block_actions_body(
+        user_id="U_ALICE", action_id=ActionId.APPROVE.value, value=json.dumps({"conversation": conv.id}), message_ts=conv.slack_ts))["payload"][0])
+    for payload in ([1, 2], None, {**good, "user": None}, {**good, "actions": {"value": "x"}}, {**good, "actions": [None]},
+                    {**good, "user": [conv.id]}):
+        body = urllib.parse.urlencode({"payload": json.dumps(payload)})
+        assert post_signed(f"{web}/slack/events", body, SIGNING_SECRET)[0] == 400, payload
+    # the same click, well formed, goes through: the refused ones did nothing before it
+    assert post_signed(f"{web}/slack/events", urllib.parse.urlencode({"payload": json.dumps(good)}), SIGNING_SECRET)[0] == 200
+    eventually(lambda: load(services).state == State.REPLIED.value)
+    assert len(bluesky.created("brand.test")) == 1
+
+
+def test_a_button_value_must_belong_to_the_card_it_was_clicked_on(services, web, slack, model, bluesky):
+    bluesky.post("alice.test", "@brand.test first question")
+    bluesky.post("bob.test", "@brand.test second question")
+    model.reply_with(triage("Thanks!"))
+    poll_once(services)
+    first, second = load(services, 1), load(services, 2)
+
+    # a click on the first card carrying the second card's value
+    body = block_actions_body(user_id="U_ALICE", action_id=ActionId.APPROVE.value, value=json.dumps({"conversation": second.id}),
+                              message_ts=first.slack_ts)
+    assert post_signed(f"{web}/slack/events", body, SIGNING_SECRET)[0] == 200
+    told = eventually(lambda: slack.calls_to("chat.postEphemeral"))
+    assert "does not belong to this card" in told[0]["text"]
+    assert load(services, 2).state == State.CARDED.value and bluesky.created("brand.test") == []
 
 
 def test_a_malformed_payload_is_400_when_signed_and_401_when_not(services, web, slack):

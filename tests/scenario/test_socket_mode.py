@@ -11,7 +11,7 @@ from urllib.parse import parse_qs
 
 from websockets.sync.server import serve
 
-from bot.cards import ActionId, button_value
+from bot.slack.payloads import ActionId, conversation_value
 from bot.models import State
 from tests.conftest import eventually, triage
 from tests.fakes.slack_requests import block_actions_body
@@ -90,5 +90,5 @@ def load_carded(services):
 
 def _block_action_payload(conv) -> dict:
     """The same payload Slack would POST over HTTP, as Socket Mode delivers it."""
-    body = block_actions_body(user_id="U_ALICE", action_id=ActionId.APPROVE.value, value=button_value(conv.id), message_ts=conv.slack_ts)
+    body = block_actions_body(user_id="U_ALICE", action_id=ActionId.APPROVE.value, value=conversation_value(conv.id), message_ts=conv.slack_ts)
     return json.loads(parse_qs(body)["payload"][0])

@@ -12,7 +12,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import update
 
-from bot.cards import ActionId
+from bot.slack.payloads import ActionId
 from bot.ingest import load_cursors, save_cursors
 from bot.models import Conversation, State, utcnow
 from bot.pipeline import STALE_CLAIM, poll_once
@@ -268,7 +268,7 @@ def test_a_streamed_post_the_appview_has_not_indexed_yet_is_not_taken_for_delete
 
 
 def test_status_home_and_doctor_show_how_each_platform_is_read(streaming, jetstream, slack, model, bluesky, make_services):
-    from bot.commands import status_text
+    from bot.slack.commands import status_text
     from bot.doctor import run_doctor
     from bot.slack.home import home_view
 

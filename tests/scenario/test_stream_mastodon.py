@@ -5,7 +5,7 @@ from contextlib import contextmanager
 
 import pytest
 
-from bot.cards import ActionId
+from bot.slack.payloads import ActionId
 from bot.ingest import load_cursors
 from bot.models import Conversation, State
 from bot.pipeline import poll_once

@@ -1,7 +1,7 @@
 """A post of unknown outcome is visible on the card at once (issue 13, point 9)."""
 from __future__ import annotations
 
-from bot.cards import ActionId
+from bot.slack.payloads import ActionId
 from bot.models import State
 from tests.conftest import eventually
 from tests.support import card_buttons, card_text, carded_mention, click, load

@@ -11,7 +11,7 @@ import urllib.request
 
 import pytest
 
-from bot.cards import ActionId
+from bot.slack.payloads import ActionId
 from bot.models import State
 from bot.slack.asgi import MAX_BODY_BYTES, READ_SECONDS
 from tests.conftest import eventually

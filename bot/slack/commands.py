@@ -11,7 +11,6 @@ from dataclasses import dataclass
 
 from sqlalchemy import func, select
 
-from bot.cards import slack_time
 from bot.models import (
     Conversation,
     PlatformStatus,
@@ -22,6 +21,8 @@ from bot.models import (
     utcnow,
 )
 from bot.services import Services
+from bot.slack import sync
+from bot.slack.format import slack_time
 from bot.slack.publish import CardPublishError
 
 log = logging.getLogger(__name__)
@@ -105,10 +106,7 @@ def digest_now(services: Services, user: str, channel: str | None) -> CommandRep
 
 
 def _notice(services: Services, text: str) -> None:
-    try:
-        services.publisher.notice(text)
-    except CardPublishError as error:
-        log.error("could not tell the review channel: %s", error)
+    sync.notice(services, text)
 
 
 def status_text(services: Services) -> str:

@@ -1,51 +1,29 @@
-"""Block Kit for review cards and modals. Pure functions: state in, dicts out.
+"""Block Kit for review cards, burst cards and modals. Pure functions: state in, dicts out.
 
-Only ``bot/slack/publish.py`` sends these to Slack; the demo prints them with
-``as_text``.
+Only ``slack/sync.py`` sends these to Slack; the demo prints them with ``as_text``.
 """
 from __future__ import annotations
 
-import enum
-import json
 import re
 from dataclasses import dataclass
-from datetime import datetime
 
-from bot.models import RECONCILE_AFTER, UNKNOWN_OUTCOME, Conversation, DismissReason, State
-
-
-class ActionId(str, enum.Enum):
-    APPROVE = "conversant_approve"
-    EDIT = "conversant_edit"
-    DISMISS = "conversant_dismiss"
-    RETRY = "conversant_retry"
-    CLAIM = "conversant_claim"
-    SNOOZE = "conversant_snooze"
-    REDRAFT = "conversant_redraft"
-    APPROVE_ALL = "conversant_burst_approve_all"
-    OPEN_EACH = "conversant_burst_open_each"
-    DISMISS_ALL = "conversant_burst_dismiss_all"
-
-
-class SnoozeFor(str, enum.Enum):
-    HOUR = "1h"
-    TOMORROW = "tomorrow"
-
-    @property
-    def label(self) -> str:
-        return {"1h": "Snooze 1 hour", "tomorrow": "Snooze until tomorrow"}[self.value]
-
-
-class ModalId(str, enum.Enum):
-    EDIT = "conversant_edit_modal"
-    DISMISS = "conversant_dismiss_modal"
-    REDRAFT = "conversant_redraft_modal"
-
-
-REPLY_BLOCK, REPLY_INPUT = "reply", "reply_text"
-REASON_BLOCK, REASON_INPUT = "reason", "dismiss_reason"
-REDRAFT_BLOCK, REDRAFT_INPUT = "redraft", "redraft_instruction"
-SECTION_LIMIT = 2900  # Slack allows 3,000 characters in a section's text
+from bot.models import RECONCILE_AFTER, UNKNOWN_OUTCOME, Conversation, Direction, DismissReason, SnoozeFor, State
+from bot.slack.format import context as _context
+from bot.slack.format import escape, quote, slack_time
+from bot.slack.format import section as _section
+from bot.slack.payloads import (
+    REASON_BLOCK,
+    REASON_INPUT,
+    REDRAFT_BLOCK,
+    REDRAFT_INPUT,
+    REPLY_BLOCK,
+    REPLY_INPUT,
+    ActionId,
+    ModalId,
+    burst_value,
+    conversation_value,
+)
+from bot.threads import ThreadSummary
 
 
 @dataclass(frozen=True)
@@ -55,58 +33,7 @@ class CardFacts:
     platform_label: str
     limit: int
     draft_length: int | None
-    thread: "ThreadSummary | None" = None  # on the first card of a conversation with later turns
-
-
-@dataclass(frozen=True)
-class ThreadSummary:
-    turns: int
-    latest_state: str
-
-
-def button_value(conversation_id: int) -> str:
-    return json.dumps({"conversation": conversation_id})
-
-
-def parse_button_value(value: str | None) -> int | None:
-    """The conversation a button or modal belongs to; None for anything malformed."""
-    try:
-        conversation_id = json.loads(value or "").get("conversation")
-    except (ValueError, AttributeError):
-        return None
-    return conversation_id if isinstance(conversation_id, int) and conversation_id > 0 else None
-
-
-def snooze_value(conversation_id: int, choice: SnoozeFor) -> str:
-    return json.dumps({"conversation": conversation_id, "snooze": choice.value})
-
-
-def parse_snooze_value(value: str | None) -> tuple[int, SnoozeFor] | None:
-    """The conversation and the snooze chosen in the Snooze menu; None for anything malformed."""
-    conversation_id = parse_button_value(value)
-    try:
-        return (conversation_id, SnoozeFor(json.loads(value or "").get("snooze"))) if conversation_id else None
-    except (ValueError, AttributeError):
-        return None
-
-
-def escape(text: str) -> str:
-    """Slack mrkdwn control characters, so people's posts cannot ping or link."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def quote(text: str) -> str:
-    if not text:  # deleted by its author, or past the retention window (`conversant purge`)
-        return "> _(text no longer stored)_"
-    body = escape(text)
-    if len(body) > SECTION_LIMIT:
-        body = body[:SECTION_LIMIT] + "…"
-    return "\n".join("> " + line for line in (body.splitlines() or [""]))
-
-
-def slack_time(moment: datetime, token: str = "{date_short_pretty} at {time}") -> str:
-    epoch = int(moment.timestamp())
-    return f"<!date^{epoch}^{token}|{moment.strftime('%Y-%m-%d %H:%M UTC')}>"
+    thread: ThreadSummary | None = None  # on the first card of a conversation with later turns
 
 
 def review_card(conversation: Conversation, facts: CardFacts) -> dict:
@@ -138,7 +65,7 @@ STATE_WORDS = {
     "new": "being drafted", "drafting": "being drafted", "drafted": "being drafted", "draft_failed": "being drafted",
     "carded": "waiting for review", "approved": "posting", "posting": "posting", "replied": "replied",
     "post_failed": "posting failed", "dismissed": "dismissed", "answered_elsewhere": "answered on the platform",
-    "deleted": "deleted by the author", "skipped": "no reply needed", "missed": "missed",
+    "deleted": "deleted by the author", "skipped": "no reply needed",
 }
 
 
@@ -209,8 +136,6 @@ def _outcome_blocks(c: Conversation, facts: CardFacts) -> list[dict]:
         return [_context(f":leftwards_arrow_with_hook: Already answered on {facts.platform_label}{link}. Nothing to do.")]
     if state is State.DELETED:
         return [_context(f":wastebasket: Deleted by the author on {facts.platform_label}. Nothing will be posted.")]
-    if state is State.MISSED:
-        return [_context(":hourglass: Missed: nobody answered in time.")]
     return []
 
 
@@ -223,7 +148,7 @@ def _attention_blocks(c: Conversation) -> list[dict]:
         who = _context(f":raising_hand: <@{c.claimed_by}> is on it{since}; nudges go to them only.")
     else:
         who = _section(":bust_in_silhouette: Nobody is on this yet.")
-        who["accessory"] = _button("I'm on it", ActionId.CLAIM, button_value(c.id))
+        who["accessory"] = _button("I'm on it", ActionId.CLAIM, conversation_value(c.id))
     if c.snoozed_until:
         by = f" by <@{c.snoozed_by}>" if c.snoozed_by else ""
         nudges = _section(f":zzz: Nudges snoozed{by} until {slack_time(c.snoozed_until)}.")
@@ -240,7 +165,7 @@ def _is_open(c: Conversation) -> bool:
 def _buttons(c: Conversation) -> list[dict]:
     if not _is_open(c):
         return []
-    value = button_value(c.id)
+    value = conversation_value(c.id)
     buttons = []
     if c.state == State.POST_FAILED.value:
         buttons.append(_button("Retry", ActionId.RETRY, value, style="primary"))
@@ -253,30 +178,13 @@ def _buttons(c: Conversation) -> list[dict]:
     return buttons
 
 
-def redraft_value(conversation_id: int, direction: str) -> str:
-    return json.dumps({"conversation": conversation_id, "redraft": direction})
-
-
-def parse_redraft_value(value: str | None) -> tuple[int, str] | None:
-    conversation_id = parse_button_value(value)
-    try:
-        direction = json.loads(value or "").get("redraft")
-    except (ValueError, AttributeError):
-        return None
-    return (conversation_id, direction) if conversation_id and isinstance(direction, str) else None
-
-
 def _redraft_menu(conversation_id: int) -> dict:
-    from bot.redraft import (
-        Direction,  # the directions belong to the domain; the menu only lists them
-    )
-
     return {
         "type": "static_select",
         "action_id": ActionId.REDRAFT.value,
         "placeholder": {"type": "plain_text", "text": "Redraft…"},
         "options": [
-            {"text": {"type": "plain_text", "text": d.label}, "value": redraft_value(conversation_id, d.value)}
+            {"text": {"type": "plain_text", "text": d.label}, "value": conversation_value(conversation_id, redraft=d)}
             for d in Direction
         ],
     }
@@ -288,7 +196,7 @@ def _snooze_menu(conversation_id: int) -> dict:
         "action_id": ActionId.SNOOZE.value,
         "placeholder": {"type": "plain_text", "text": "Snooze nudges"},
         "options": [
-            {"text": {"type": "plain_text", "text": choice.label}, "value": snooze_value(conversation_id, choice)}
+            {"text": {"type": "plain_text", "text": choice.label}, "value": conversation_value(conversation_id, snooze=choice)}
             for choice in SnoozeFor
         ],
     }
@@ -301,19 +209,11 @@ def _button(label: str, action: ActionId, value: str, style: str | None = None) 
     return button
 
 
-def _section(text: str) -> dict:
-    return {"type": "section", "text": {"type": "mrkdwn", "text": text}}
-
-
-def _context(text: str) -> dict:
-    return {"type": "context", "elements": [{"type": "mrkdwn", "text": text}]}
-
-
 def _modal(modal: ModalId, c: Conversation, title: str, submit: str, blocks: list[dict]) -> dict:
     return {
         "type": "modal",
         "callback_id": modal.value,
-        "private_metadata": button_value(c.id),
+        "private_metadata": conversation_value(c.id),
         "title": {"type": "plain_text", "text": title},
         "submit": {"type": "plain_text", "text": submit},
         "close": {"type": "plain_text", "text": "Cancel"},
@@ -341,18 +241,6 @@ def dismiss_modal(c: Conversation) -> dict:
         _section(f"Dismiss the mention from @{escape(c.author_handle)}? Nothing will be posted."),
         _input(REASON_BLOCK, "Why?", {"type": "radio_buttons", "action_id": REASON_INPUT, "options": options}),
     ])
-
-
-def burst_value(burst_id: int) -> str:
-    return json.dumps({"burst": burst_id})
-
-
-def parse_burst_value(value: str | None) -> int | None:
-    try:
-        burst_id = json.loads(value or "").get("burst")
-    except (ValueError, AttributeError):
-        return None
-    return burst_id if isinstance(burst_id, int) and burst_id > 0 else None
 
 
 EXAMPLES_ON_BURST_CARD = 3

@@ -1,0 +1,240 @@
+"""The one place state becomes Slack messages: cards, burst cards, thread replies, the queue message.
+
+Everything here reads the database and makes Slack show it (``chat.postMessage`` or
+``chat.update`` through the publisher); the only rows it writes are where a message lives
+(channel and ts). A Slack failure is logged and left for the next sync: the database stays the truth.
+"""
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy import select
+
+from bot import backlog, bursts, leases, threads
+from bot.decision import rules_for
+from bot.models import Burst, Conversation
+from bot.services import Services
+from bot.slack import views
+from bot.slack.cards import CardFacts, burst_card, review_card
+from bot.slack.publish import CardPublishError
+
+log = logging.getLogger(__name__)
+
+
+# -- conversation cards ---------------------------------------------------------------------
+
+
+def card_for(services: Services, conversation: Conversation) -> dict:
+    rules = rules_for(services, conversation)
+    length = rules.length(conversation.draft_text) if conversation.draft_text else None
+    with services.db.session() as session:
+        thread = threads.summary(session, conversation)
+    return review_card(conversation, CardFacts(rules.platform_label, rules.limit, length, thread))
+
+
+def post_card(services: Services, conversation_id: int) -> bool | None:
+    """Card one drafted conversation: True when posted, False when another process has it,
+    None when Slack refused (the conversation is ready again for a later try)."""
+    conversation = backlog.claim_for_card(services.db, conversation_id)
+    if conversation is None:
+        return False
+    held = leases.for_services(services)
+    held.hold([conversation_id])
+    try:
+        return _post_claimed_card(services, conversation)
+    finally:
+        held.drop(conversation_id)
+
+
+def _post_claimed_card(services: Services, conversation: Conversation) -> bool | None:
+    conversation_id = conversation.id
+    with services.db.session() as session:
+        anchor = threads.first_card(session, conversation)
+    try:
+        if anchor:
+            channel, ts = services.publisher.post(card_for(services, conversation), channel=anchor.slack_channel, thread_ts=anchor.slack_ts)
+        else:
+            channel, ts = services.publisher.post(card_for(services, conversation))
+    except CardPublishError as error:
+        log.error("conversation %s: card not posted: %s", conversation_id, error)
+        backlog.release_card(services.db, conversation)
+        return None
+    backlog.carded(services.db, conversation_id, channel, ts, thread_ts=anchor.slack_ts if anchor else None)
+    if anchor:
+        refresh_card(services, anchor.id)  # its header counts the turns
+    return True
+
+
+def post_next_card(services: Services) -> bool | None:
+    """Card the most urgent ready conversation: True when one was carded, False when none is
+    ready, None when Slack refused."""
+    for conversation_id in backlog.ready_ids(services.db, limit=3):
+        outcome = post_card(services, conversation_id)
+        if outcome is not False:
+            return outcome
+    return False
+
+
+def refresh_card(services: Services, conversation_id: int) -> None:
+    """Rewrite the card in place from the conversation's current state, and its thread's first card."""
+    with services.db.session() as session:
+        conversation = session.get(Conversation, conversation_id)
+    if conversation is not None and conversation.burst_id:
+        refresh_burst(services, conversation.burst_id)
+        if conversation.slack_thread_ts is None:
+            return  # shown only inside the burst card
+    anchor = None
+    if conversation is not None and conversation.slack_thread_ts:
+        with services.db.session() as session:
+            anchor = session.scalars(
+                select(Conversation).where(Conversation.slack_channel == conversation.slack_channel,
+                                           Conversation.slack_ts == conversation.slack_thread_ts)
+            ).first()
+    if anchor is not None and anchor.burst_id and anchor.slack_thread_ts is None:
+        refresh_burst(services, anchor.burst_id)  # the thread hangs under a burst card
+        anchor = None
+    for card in (conversation, anchor):
+        if card is None or not card.slack_ts:
+            continue
+        try:
+            services.publisher.update(card.slack_channel, card.slack_ts, card_for(services, card))
+        except CardPublishError as error:
+            log.error("conversation %s: could not update its card: %s", card.id, error)
+
+
+def refresh_cards(services: Services, conversation_ids) -> None:
+    for conversation_id in conversation_ids:
+        refresh_card(services, conversation_id)
+
+
+# -- burst cards ----------------------------------------------------------------------------
+
+
+def burst_card_for(services: Services, burst_id: int) -> dict | None:
+    with services.db.session() as session:
+        burst = session.get(Burst, burst_id)
+        members = bursts.members(session, burst_id)
+    if burst is None or not members:
+        return None
+    return burst_card(burst_id, members, ready=sum(bursts.ready(m) for m in members), opened=bool(burst.opened_by))
+
+
+def refresh_burst(services: Services, burst_id: int) -> None:
+    with services.db.session() as session:
+        burst = session.get(Burst, burst_id)
+    card = burst_card_for(services, burst_id) if burst and burst.slack_ts else None
+    if card:
+        try:
+            services.publisher.update(burst.slack_channel, burst.slack_ts, card)
+        except CardPublishError as error:
+            log.error("burst %s: could not update its card: %s", burst_id, error)
+
+
+def post_burst_cards(services: Services) -> int:
+    """Card the drafted members of each burst: post the burst's card the first time, then fold them in."""
+    posted = 0
+    for burst in bursts.with_drafted_members(services.db):
+        if not burst.slack_ts:
+            if not bursts.claim_card(services.db, burst.id):
+                continue  # another process is posting this burst's card
+            try:
+                channel, ts = services.publisher.post(burst_card_for(services, burst.id))
+            except CardPublishError as error:
+                log.error("burst %s: card not posted: %s", burst.id, error)
+                bursts.release_card(services.db, burst.id)
+                continue  # its members stay drafted and in the burst; next cycle tries again
+            posted += 1
+        else:
+            channel, ts = burst.slack_channel, burst.slack_ts
+        bursts.card_members(services.db, burst.id, channel, ts)
+        refresh_burst(services, burst.id)  # now with the carded counts and buttons
+    return posted
+
+
+def open_burst(services: Services, burst_id: int, user: str) -> int:
+    """Card each waiting member in the burst card's thread, where it can be handled alone."""
+    burst, waiting = bursts.open_one_by_one(services.db, burst_id, user)
+    opened = 0
+    for conversation in waiting:
+        try:
+            channel, ts = services.publisher.post(card_for(services, conversation), channel=burst.slack_channel, thread_ts=burst.slack_ts)
+        except CardPublishError as error:
+            log.error("burst %s: could not open conversation %s: %s", burst_id, conversation.id, error)
+            break
+        with services.db.session() as session:
+            stored = session.get(Conversation, conversation.id)
+            stored.slack_channel, stored.slack_ts, stored.slack_thread_ts = channel, ts, burst.slack_ts
+        opened += 1
+    refresh_burst(services, burst_id)
+    return opened
+
+
+# -- messages -------------------------------------------------------------------------------
+
+
+def post_text(services: Services, text: str, *, channel: str | None = None, thread_ts: str | None = None) -> bool:
+    """A plain message (a nudge, an escalation); False when Slack refused it."""
+    try:
+        services.publisher.post({"text": text}, channel=channel, thread_ts=thread_ts)
+    except CardPublishError as error:
+        log.error("message not posted: %s", error)
+        return False
+    return True
+
+
+def notice(services: Services, text: str) -> None:
+    """A message to the review channel (paused, resumed, a platform failing)."""
+    try:
+        services.publisher.notice(text)
+    except CardPublishError as error:
+        log.error("could not tell the review channel: %s", error)
+
+
+def tell(services: Services, channel: str | None, user: str, text: str) -> None:
+    """A private message only ``user`` sees, where they clicked."""
+    if channel and user:
+        services.publisher.tell(channel, user, text)
+
+
+# -- the queue status message ---------------------------------------------------------------
+
+
+def show_queue(services: Services, queue: backlog.CardQueue | None = None) -> backlog.CardQueue:
+    """Post, edit or close the one status message so it matches the queue; returns the queue."""
+    queue = queue or backlog.card_queue(services.db, services.settings)
+    status = backlog.status_message(services.db)
+    if queue.queued:
+        text = views.queue_status_text(queue)
+        if status is None:
+            _open_queue_message(services, text)
+        elif status.get("ts") and status.get("text") != text:
+            _edit_queue_message(services, status, text)
+    elif status is not None and status.get("ts"):
+        try:
+            services.publisher.update(status["channel"], status["ts"], views.queue_message(views.queue_drained_text(queue)))
+        except CardPublishError as error:
+            log.warning("could not close the queue status message: %s", error)
+        backlog.forget_status_message(services.db)
+    return queue
+
+
+def _open_queue_message(services: Services, text: str) -> None:
+    if not backlog.claim_status_message(services.db):  # two processes never post two messages
+        return
+    try:
+        channel, ts = services.publisher.post(views.queue_message(text))
+    except CardPublishError as error:
+        log.error("could not post the queue status message: %s", error)
+        backlog.forget_status_message(services.db)
+        return
+    backlog.store_status_message(services.db, {"channel": channel, "ts": ts, "text": text})
+
+
+def _edit_queue_message(services: Services, status: dict, text: str) -> None:
+    try:
+        services.publisher.update(status["channel"], status["ts"], views.queue_message(text))
+    except CardPublishError as error:
+        log.warning("could not update the queue status message: %s", error)
+        return
+    backlog.store_status_message(services.db, {**status, "text": text})
+

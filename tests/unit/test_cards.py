@@ -1,0 +1,64 @@
+"""Block Kit builders: a card for each state a person sees, as JSON snapshots."""
+from datetime import timedelta
+
+from bot.models import State
+from bot.slack.cards import CardFacts, as_text, burst_card, dismiss_modal, edit_modal, redraft_modal, review_card
+from bot.threads import ThreadSummary
+from tests.unit.rows import NOON, conversation
+
+FACTS = CardFacts("Bluesky", 300, 45)
+
+
+def buttons(card: dict) -> list[str]:
+    return [e["text"]["text"] for b in card["blocks"] if b["type"] == "actions" for e in b["elements"] if e["type"] == "button"]
+
+
+def test_a_waiting_card(snapshot):
+    card = review_card(conversation(), FACTS)
+    assert buttons(card) == ["Approve", "Edit", "Dismiss"]
+    snapshot("card_waiting", card)
+
+
+def test_a_card_whose_draft_breaks_the_policy_cannot_be_approved(snapshot):
+    card = review_card(conversation(policy_problems=["Too long for Bluesky: 320/300 characters."]), FACTS)
+    assert buttons(card) == ["Edit", "Dismiss"]
+    snapshot("card_policy_problem", card)
+
+
+def test_a_replied_card_says_who_and_links_the_reply(snapshot):
+    card = review_card(conversation(state=State.REPLIED.value, reply_text="Happy to help!", decided_by="U_ALICE", decided_at=NOON,
+                                    replied_at=NOON + timedelta(minutes=2), reply_url="https://bsky.app/profile/brand.test/post/9"), FACTS)
+    assert buttons(card) == [] and "Approved by <@U_ALICE>" in str(card) and "View the reply" in str(card)
+    snapshot("card_replied", card)
+
+
+def test_cards_for_a_failed_post_a_dismissal_and_a_thread(snapshot):
+    snapshot("card_post_failed", review_card(conversation(state=State.POST_FAILED.value, reply_text="Hi", post_error="Bluesky said no"), FACTS))
+    snapshot("card_dismissed", review_card(conversation(state=State.DISMISSED.value, dismiss_reason="spam", decided_by="U_BOB", decided_at=NOON), FACTS))
+    threaded = CardFacts("Bluesky", 300, 45, ThreadSummary(turns=3, latest_state="carded"))
+    snapshot("card_thread_head", review_card(conversation(), threaded))
+
+
+def test_the_text_of_a_post_cannot_ping_or_link():
+    card = review_card(conversation(text="<!channel> <@U123> look <https://x.example|here>"), FACTS)
+    text = str(card["blocks"])
+    assert "<!channel>" not in text and "<@U123>" not in text and "&lt;!channel&gt;" in text
+
+
+def test_a_burst_card(snapshot):
+    members = [conversation(id=i, author_handle=f"user{i}.test", text="the app is down again", state=State.CARDED.value) for i in range(1, 7)]
+    card = burst_card(4, members, ready=6, opened=False)
+    assert buttons(card) == ["Approve all (6)", "Open one by one", "Dismiss all"]
+    snapshot("burst_card", card)
+
+
+def test_the_modals(snapshot):
+    c = conversation()
+    snapshot("modal_edit", edit_modal(c, CardFacts("Bluesky", 300, None), c.draft_text))
+    snapshot("modal_dismiss", dismiss_modal(c))
+    snapshot("modal_redraft", redraft_modal(c))
+
+
+def test_the_demo_prints_a_card_as_text():
+    text = as_text(review_card(conversation(), FACTS))
+    assert "[ Approve ]  [ Edit ]  [ Dismiss ]" in text and "Open the post on Bluesky (https://bsky.app/profile/alice.test/post/1)" in text
