@@ -39,7 +39,7 @@ def main(argv: list[str]) -> int:
         return 1
     try:
         env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
-        env.update(OPENAI_BASE_URL=server.api_url, OPENAI_MODEL=model.name)
+        env.update(OPENAI_BASE_URL=server.api_url, OPENAI_MODEL=model.name.removesuffix(".gguf"))
         return subprocess.run([sys.executable, "-m", "bot", "demo"], env=env).returncode
     finally:
         server.stop()

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+import time
 from dataclasses import replace
 from importlib.resources import files
 from pathlib import Path
@@ -86,10 +87,11 @@ def run_demo(out=print) -> int:
     out("\n== 1. One poll cycle: fetch, triage and draft, post cards ==")
     report = poll_once(services)
     out(f"\nCycle: {report.summary()}")
-    for _ in range(MAX_EXTRA_CYCLES):  # a slow local model finishes its drafts after the cycle; the next one cards them
-        if not _still_drafting(services):
-            break
-        out("\nSome drafts are still with the model; the next cycle cards them.")
+    if _still_drafting(services):  # a slow local model finishes its drafts after the cycle; the next one cards them
+        out("\nSome drafts are still with the model; the next cycle cards them once they are done.")
+        deadline = time.monotonic() + MAX_WAIT_SECONDS
+        while _still_drafting(services) and time.monotonic() < deadline:
+            time.sleep(1)
         out(f"Cycle: {poll_once(services).summary()}")
 
     out("\n== 2. A reviewer approves one card and dismisses another ==")
@@ -103,11 +105,11 @@ def run_demo(out=print) -> int:
     return 0
 
 
-MAX_EXTRA_CYCLES = 10
+MAX_WAIT_SECONDS = 900
 
 
 def _still_drafting(services: Services) -> bool:
-    waiting = (State.NEW.value, State.DRAFTING.value, State.DRAFTED.value, State.DRAFT_FAILED.value)
+    waiting = (State.NEW.value, State.DRAFTING.value)
     with services.db.session() as session:
         return bool(session.scalar(select(func.count()).where(Conversation.state.in_(waiting))))
 
