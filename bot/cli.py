@@ -49,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--limit", type=int, help="conversations: replay only the first N of the seeded sample")
     evaluate.add_argument("--brands", help="conversations: only these support accounts, comma-separated (e.g. AdobeCare,HPSupport)")
     evaluate.add_argument("--seed", type=int, help="conversations: the seed of the sample's order (default 11)")
-    evaluate.add_argument("--output", help="conversations: also write the JSON report to this file")
+    evaluate.add_argument("--output", help="conversations: also write the JSON report to this file, updated after each turn")
     return parser
 
 

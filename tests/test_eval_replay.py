@@ -257,3 +257,23 @@ def test_the_command_replays_a_seeded_sample_with_progress_on_stderr(model, tmp_
 
     unknown = conversant("eval", "--brands", "Acme", env=env, cwd=tmp_path)
     assert unknown.returncode == 2 and "no conversations for acme" in unknown.stderr and "AdobeCare" in unknown.stderr
+
+
+def test_a_long_run_leaves_the_figures_of_the_turns_done_so_far(model, tmp_path):
+    checkpoint = tmp_path / "report.json"
+    seen_mid_run = []
+
+    def respond(request):
+        if checkpoint.exists():
+            seen_mid_run.append(json.loads(checkpoint.read_text()))
+        return triage("Sorry about that! Which device are you on?")
+
+    model.responder = respond
+    settings = load_settings({"OPENAI_API_KEY": "sk-test", "OPENAI_BASE_URL": model.api_url, "OPENAI_CONCURRENCY": "1"},
+                             dotenv_path="/x/.env")
+
+    report = run_replay(settings, select(CONVERSATIONS, limit=3), sample={"seed": 11}, checkpoint=checkpoint)
+
+    assert [s["sample"]["completed"] for s in seen_mid_run] == list(range(1, len(report.results)))
+    assert seen_mid_run[0]["overall"]["cases"] == 1 and seen_mid_run[0]["sample"]["seed"] == 11
+    assert json.loads(checkpoint.read_text())["overall"]["cases"] == len(report.results)  # the last turn too

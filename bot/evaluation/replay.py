@@ -256,8 +256,12 @@ class ReplayReport:
 
 
 def run_replay(settings: Settings, conversations: list[tuple[int, SampleConversation]], *, judge: bool = False,
-               judge_model: str | None = None, sample: dict | None = None, progress=None) -> ReplayReport:
-    """Draft every answered customer turn (several at once), check each draft, compare it with the agent's."""
+               judge_model: str | None = None, sample: dict | None = None, progress=None,
+               checkpoint: Path | None = None) -> ReplayReport:
+    """Draft every answered customer turn (several at once), check each draft, compare it with the agent's.
+
+    With ``checkpoint``, the report of the turns done so far is rewritten there after each one, so a
+    long run on a slow model that is stopped part-way still leaves its figures."""
     brands = load_brands()
     cases = [case for number, conv in conversations for case in cases_of(number, conv)]
     drafter = Drafter(settings)
@@ -276,7 +280,15 @@ def run_replay(settings: Settings, conversations: list[tuple[int, SampleConversa
         if preference and result.draft:
             _prefer(drafter, preference.replace("{brand}", brand.name), judge_model, case, result)
         progress.done(result)
+        if checkpoint:
+            with saving:
+                done.append(result)
+                partial = ReplayReport(settings.openai_model, judge_model, None, {**(sample or {}), "completed": len(done)}, done)
+                _write_json(checkpoint, partial.as_json())
         return result
+
+    done: list[ReplayResult] = []
+    saving = threading.Lock()
 
     with ThreadPoolExecutor(max_workers=settings.openai_concurrency, thread_name_prefix="replay") as pool:
         results = list(pool.map(one, cases))
@@ -297,10 +309,16 @@ class Progress:
     def done(self, result: ReplayResult) -> None:
         with self._lock:
             self.count += 1
-            what = result.outcome if not result.error else f"{result.outcome}: {result.error}"
             elapsed = time.monotonic() - self.started
-            print(f"eval: [{self.count:>3}/{self.total}] {result.account} #{result.id}: {what} "
-                  f"({result.seconds:.1f} s; {elapsed:.0f} s so far)", file=self.stream, flush=True)
+            what = result.outcome if not result.error else f"{result.outcome}: {result.error}"
+            print(f"eval: [{self.count:>3}/{self.total}] {result.account} #{result.id} "
+                  f"({result.seconds:.1f} s; {elapsed:.0f} s so far): {what}"
+                  + (f": {_clip(result.draft)}" if result.draft else ""), file=self.stream, flush=True)
+
+
+def _clip(text: str, size: int = 100) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= size else text[: size - 1] + "…"
 
 
 def _replay(drafter: Drafter, settings: Settings, prompts: Prompts, brand: Brand, case: Case) -> ReplayResult:
@@ -604,15 +622,23 @@ def run_command(settings: Settings, args) -> int:
         chosen = select(load_conversations(path), seed=seed, brands=brands, limit=args.limit)
         sample = {"file": path.name, "seed": seed, "brands": brands or "all", "limit": args.limit,
                   "conversations": len(chosen)}
-        report = run_replay(settings, chosen, judge=args.judge, judge_model=args.judge_model, sample=sample)
+        report = run_replay(settings, chosen, judge=args.judge, judge_model=args.judge_model, sample=sample,
+                            checkpoint=Path(args.output) if args.output else None)
     except EvalFileError as error:
         print(f"conversant eval: {error}", file=sys.stderr)
         return 2
     data = report.as_json()
     if args.output:
-        Path(args.output).write_text(json.dumps(data, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+        _write_json(Path(args.output), data)
     print(json.dumps(data, ensure_ascii=False, indent=2) if args.json else format_replay_table(report))
     if report.results and all(r.outcome == "no_answer" for r in report.results):
         print(f"conversant eval: the model gave no usable answer ({report.results[0].error})", file=sys.stderr)
         return 1
     return 0
+
+
+def _write_json(path: Path, data: dict) -> None:
+    """Replace ``path`` whole, so a reader never sees half a report."""
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(json.dumps(data, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+    temporary.replace(path)
