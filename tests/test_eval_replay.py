@@ -14,11 +14,13 @@ import pytest
 from bot.config import load_settings
 from bot.evaluation.replay import (
     cases_of,
+    compare,
     data_dir,
     default_conversations,
     format_replay_table,
     load_brands,
     load_conversations,
+    load_report,
     run_replay,
     select,
 )
@@ -277,3 +279,21 @@ def test_a_long_run_leaves_the_figures_of_the_turns_done_so_far(model, tmp_path)
     assert [s["sample"]["completed"] for s in seen_mid_run] == list(range(1, len(report.results)))
     assert seen_mid_run[0]["overall"]["cases"] == 1 and seen_mid_run[0]["sample"]["seed"] == 11
     assert json.loads(checkpoint.read_text())["overall"]["cases"] == len(report.results)  # the last turn too
+
+
+def test_before_and_after_are_compared_on_the_turns_both_runs_replayed(model, tmp_path):
+    settings = load_settings({"OPENAI_API_KEY": "sk-test", "OPENAI_BASE_URL": model.api_url, "OPENAI_CONCURRENCY": "1"},
+                             dotenv_path="/x/.env")
+    model.reply_with(triage("We'll look into it at https://made-up.example/help " + "really " * 40))
+    before = run_replay(settings, select(CONVERSATIONS, limit=3), checkpoint=tmp_path / "before.json")
+    model.reply_with(triage("Sorry about that! Which device are you on?"))
+    after = run_replay(settings, select(CONVERSATIONS, limit=2), checkpoint=tmp_path / "after.json")
+
+    table = compare(load_report(tmp_path / "before.json"), load_report(tmp_path / "after.json"))
+
+    rows = {line.split("|")[1].strip(): [cell.strip() for cell in line.split("|")[2:4]] for line in table.splitlines()[2:]}
+    both = len(after.results)
+    assert rows["answered customer turns, both runs"] == [str(both), str(both)]  # the third turn only ran before
+    assert rows["invents no link"] == [f"0/{both} (0%)", f"{both}/{both} (100%)"]
+    assert rows["within X's limit"] == [f"0/{both} (0%)", f"{both}/{both} (100%)"]
+    assert len(before.results) > both

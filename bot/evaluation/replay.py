@@ -642,3 +642,48 @@ def _write_json(path: Path, data: dict) -> None:
     temporary = path.with_name(path.name + ".tmp")
     temporary.write_text(json.dumps(data, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
     temporary.replace(path)
+
+
+# ---- before and after ------------------------------------------------------------------------------
+
+
+def load_report(path: str | Path) -> ReplayReport:
+    """A report written by ``--output`` (whole, or part-way through a run)."""
+    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    return ReplayReport(data["model"], data["judge_model"], data["embedding_model"], data["sample"],
+                        [ReplayResult(**r) for r in data["results"]])
+
+
+def compare(before: ReplayReport, after: ReplayReport) -> str:
+    """The overall figures of two runs side by side, over the turns both replayed (a run stopped
+    part-way covers fewer)."""
+    common = {r.id for r in before.results} & {r.id for r in after.results}
+    pick = lambda report: summarise(sorted((r for r in report.results if r.id in common), key=lambda r: r.id))
+    b, a = pick(before), pick(after)
+    rows = [("answered customer turns, both runs", str(b["cases"]), str(a["cases"]))]
+    rows += [(label, _fraction(b["checks"][name]), _fraction(a["checks"][name])) for name, label in (
+        ("schema_valid", "schema-valid answers"), ("needs_reply", "chose to reply, as the agent did"),
+        ("policy", "passes the output policy"), ("within_limit", "within X's limit"),
+        ("no_invented_link", "invents no link"), ("language", "in the customer's language"),
+        ("asks_back", "asks back where the agent did"))]
+    rows.append(("drafts that ask something", _fraction(b["draft_asks_something"]), _fraction(a["draft_asks_something"])))
+    for key, label in (("draft_median", "median draft length"), ("agent_median", "median agent length"),
+                       ("draft_to_agent_median", "median draft/agent length")):
+        rows.append((label, str(b["length"][key]), str(a["length"][key])))
+    rows.append(("drafts longer than the agent's", _fraction(b["length"]["longer_than_agent"]),
+                 _fraction(a["length"]["longer_than_agent"])))
+    for key, label in (("lexical_mean", "similarity to the agent, lexical"), ("embedding_mean", "similarity, embeddings")):
+        rows.append((label, str(b["similarity"][key]), str(a["similarity"][key])))
+    if "preference" in b or "preference" in a:
+        fmt = lambda s: "{draft}/{tie}/{agent}".format(**s["preference"]) if "preference" in s else "n/a"
+        rows.append(("customer prefers draft/tie/agent", fmt(b), fmt(a)))
+    rows.append(("median seconds per draft", str(b["seconds_median"]), str(a["seconds_median"])))
+    widths = [max(len(row[i]) for row in rows + [("", "before", "after")]) for i in range(3)]
+    lines = [f"| {'':<{widths[0]}} | {'before':<{widths[1]}} | {'after':<{widths[2]}} |",
+             f"|{'-' * (widths[0] + 2)}|{'-' * (widths[1] + 2)}|{'-' * (widths[2] + 2)}|"]
+    lines += [f"| {x:<{widths[0]}} | {y:<{widths[1]}} | {z:<{widths[2]}} |" for x, y, z in rows]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":  # python -m bot.evaluation.replay BEFORE.json AFTER.json
+    print(compare(load_report(sys.argv[1]), load_report(sys.argv[2])))
