@@ -264,6 +264,10 @@ def run_replay(settings: Settings, conversations: list[tuple[int, SampleConversa
     long run on a slow model that is stopped part-way still leaves its figures."""
     brands = load_brands()
     cases = [case for number, conv in conversations for case in cases_of(number, conv)]
+    # Brand by brand, in the order the sample first meets each: the prompts start with the brand's
+    # name, so consecutive drafts for one brand let a local server reuse its prompt cache.
+    first_seen = {account: n for n, account in reversed(list(enumerate(c.account for c in cases)))}
+    cases.sort(key=lambda case: first_seen[case.account])
     drafter = Drafter(settings)
     judge_model = (judge_model or settings.openai_model) if judge else None
     preference = load_preference_prompt(settings) if judge else None
