@@ -55,7 +55,7 @@ from typing import Literal
 from pydantic import BaseModel, Field, ValidationError
 from rapidfuzz import fuzz, utils
 
-from bot import policy
+from bot import links, policy
 from bot.config import Settings
 from bot.context import DraftContext, Turn
 from bot.draft import Prompts, load_prompts, make_draft, prompts_dir
@@ -358,7 +358,8 @@ def _replay(drafter: Drafter, settings: Settings, prompts: Prompts, brand: Brand
 
 def _check(result: ReplayResult, draft: str, case: Case, rules, settings: Settings) -> None:
     reply_rules = policy.ReplyRules(platform_label=rules.label, limit=rules.limit, length=rules.length,
-                                    author_handle=case.customer, allowed_domains=settings.brand_allowed_domains)
+                                    author_handle=case.customer, allowed_domains=settings.brand_allowed_domains,
+                                    platform=PLATFORM)
     result.problems = policy.check(draft, reply_rules)
     result.checks["policy"] = not result.problems
     result.draft_length = rules.length(strip_handles(draft))
@@ -380,19 +381,19 @@ def strip_handles(text: str) -> str:
 
 
 def invented_links(draft: str, seen: str, domains: tuple[str, ...]) -> list[str]:
-    """URLs in ``draft`` that are neither in ``seen`` nor under ``domains``."""
-    known = {_bare(url) for url in policy.LINK.findall(seen)}
+    """Links in ``draft`` (as X links them) that are neither in ``seen`` nor under ``domains``."""
+    known = {_bare(link) for link in links.find(seen, PLATFORM)}
+    allowed = {links.host_of(domain) for domain in domains}
     invented = []
-    for url in policy.LINK.findall(draft):
-        url = url.rstrip(".,;:!?)")
-        domain = policy.link_domains(url)[0] if policy.link_domains(url) else ""
-        if _bare(url) not in known and not any(domain == d or domain.endswith("." + d) for d in domains):
-            invented.append(url)
-    return invented
+    for link in links.find(draft, PLATFORM):
+        if _bare(link) in known or (link.host and any(link.host == d or link.host.endswith("." + d) for d in allowed)):
+            continue
+        invented.append(link.written)
+    return list(dict.fromkeys(invented))
 
 
-def _bare(url: str) -> str:
-    return re.sub(r"^(?:https?://)?(?:www\.)?", "", url.rstrip(".,;:!?)").lower()).rstrip("/")
+def _bare(link: links.Link) -> str:
+    return re.sub(r"^(?:https?://)?(?:www\.)?", "", (link.href or link.written).lower()).rstrip("/")
 
 
 def _comparable(text: str) -> str:

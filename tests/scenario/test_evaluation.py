@@ -16,7 +16,7 @@ from bot.config import load_settings
 from bot.evaluation import SampleMention, addresses_author, detect_language, format_table, hype, load_file, run_eval
 from tests.conftest import triage
 
-SAMPLE_SET = Path(__file__).resolve().parent.parent / "bot" / "demo" / "eval_mentions.json"
+SAMPLE_SET = Path(__file__).resolve().parents[2] / "bot" / "demo" / "eval_mentions.json"
 RUBRIC_CRITERIA = ["Sounds like a person", "Picks up what they said", "Moves the conversation on",
                    "Safe and on brand", "Fits the platform"]
 
