@@ -21,7 +21,7 @@ import openai
 import pytest
 from sqlalchemy import select
 
-from bot import decision, examples, outbox
+from bot import examples, flows
 from bot.config import load_settings
 from bot.draft import build_messages, load_prompts, reply_cap
 from bot.evaluation import judge_schema, load_rubric, parse_verdict
@@ -124,16 +124,16 @@ def test_a_cut_off_answer_gives_no_draft_then_redraft_edit_send_and_embeddings_f
     assert conversation.state == State.CARDED.value and conversation.draft_text is None
 
     services = make_real_services()
-    if redrafted(redraft(services, conversation.id, "U_ALICE", Direction.SHORTER), services, conversation.id, served_model):
+    if redrafted(flows.redraft(services, conversation.id, "U_ALICE", Direction.SHORTER), services, conversation.id, served_model):
         assert f"drafted by {served_model}" in card_text(slack.last("chat.update"))
 
     vectors = services.drafter.embed(["refund please", "my refund has not arrived", "refund please"])
     assert len(vectors) == 3 and len({len(v) for v in vectors}) == 1 and len(vectors[0]) > 16
     assert vectors[0] == pytest.approx(vectors[2], abs=1e-4) and vectors[0] != pytest.approx(vectors[1], abs=1e-4)
     # The team writes the reply (Edit); once sent it becomes an example, with its mention's embedding.
-    assert decision.approve_edited(services, conversation.id, "U_ALICE", "Sorry about the wait! What's your order number?").done
-    outbox.send(services, conversation.id)
-    found = examples.similar(services, "@brand.test my order still hasn't arrived, where is it?", "bluesky")
+    assert flows.approve_edited(services, conversation.id, "U_ALICE", "Sorry about the wait! What's your order number?").done
+    flows.send(services, conversation.id)
+    found = examples.similar(services.db, services.drafter, services.settings, "@brand.test my order still hasn't arrived, where is it?", "bluesky")
     assert [e.mention_text for e in found] == [MENTIONS[0]]
     with services.db.session() as session:
         assert session.scalar(select(examples.Example.embedding_model)) == "smollm2"
