@@ -292,7 +292,7 @@ class Drafter:
         except openai.APIStatusError as error:
             raise DraftUnavailable(f"the embeddings endpoint answered HTTP {error.status_code}") from None
         except openai.OpenAIError as error:
-            raise DraftUnavailable(f"the embeddings endpoint is not usable ({type(error).__name__})") from None
+            raise DraftUnavailable(f"the embeddings endpoint {server_problem(error, self.client.base_url)}") from None
         vectors = [item.embedding for item in sorted(response.data, key=lambda item: item.index)]
         if len(vectors) != len(texts):
             raise DraftUnavailable(f"the embeddings endpoint returned {len(vectors)} vectors for {len(texts)} texts")
@@ -303,12 +303,29 @@ class Drafter:
         try:
             served = [m.id for m in self.client.models.list(timeout=10.0)]
         except openai.OpenAIError as error:
-            raise DraftUnavailable(f"the model's server is not usable: {type(error).__name__}") from None
+            raise DraftUnavailable(f"the model's server {server_problem(error, self.client.base_url)}") from None
         if self.model not in served:
             if len(served) == 1:  # llama.cpp serves one model, whatever the request names
                 return f"{served[0]} at {self.client.base_url} (it answers to any OPENAI_MODEL; set OPENAI_MODEL={served[0]} to name it)"
             raise DraftUnavailable(f"the server does not list the model {self.model!r} (check OPENAI_MODEL; it serves {', '.join(served[:5]) or 'none'})")
         return f"model {self.model} at {self.client.base_url}"
+
+
+def server_problem(error: openai.OpenAIError, base_url) -> str:
+    """What went wrong reaching the model's server, as one line saying what to check (never the key)."""
+    if isinstance(error, openai.AuthenticationError):
+        return "refused OPENAI_API_KEY (HTTP 401): check the key, or leave it empty for a local server"
+    if isinstance(error, openai.PermissionDeniedError):
+        return "refused access (HTTP 403): check that OPENAI_API_KEY may use this model"
+    if isinstance(error, openai.NotFoundError):
+        return f"answered HTTP 404 at {base_url}: check OPENAI_BASE_URL (it usually ends in /v1)"
+    if isinstance(error, openai.APITimeoutError):
+        return f"at {base_url} did not answer in time: is it overloaded or still loading?"
+    if isinstance(error, openai.APIConnectionError):
+        return f"at {base_url} cannot be reached: is it running, and is OPENAI_BASE_URL right?"
+    if isinstance(error, openai.APIStatusError):
+        return f"answered HTTP {error.status_code}: see its own log"
+    return "gave an answer Conversant cannot read: check OPENAI_BASE_URL points at an OpenAI-compatible API"
 
 
 def _model_name(served: str) -> str:

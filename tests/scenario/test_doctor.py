@@ -60,3 +60,15 @@ def test_a_web_only_setup_says_what_run_would_need(env, slack, model, bluesky):
     code, lines = doctor(env)
     assert code == 0
     assert any("ok    Slack clicks: `conversant web` (signing secret set); `conversant run` needs SLACK_APP_TOKEN" in line for line in lines)
+
+
+def test_a_model_server_that_refuses_or_is_missing_is_said_plainly(env, slack, model, bluesky):
+    _, refused = doctor({**env, "OPENAI_API_KEY": "sk-bad"})
+    refused_line = next(line for line in refused if line.startswith("  FAIL  model:"))
+    assert "refused OPENAI_API_KEY (HTTP 401)" in refused_line
+    assert "sk-bad" not in "\n".join(refused) and "AuthenticationError" not in refused_line
+
+    _, missing = doctor({**env, "OPENAI_BASE_URL": "http://127.0.0.1:9/v1"})
+    missing_line = next(line for line in missing if line.startswith("  FAIL  model:"))
+    assert "http://127.0.0.1:9/v1/ cannot be reached: is it running, and is OPENAI_BASE_URL right?" in missing_line
+    assert "APIConnectionError" not in missing_line
