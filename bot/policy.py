@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from bot import links
+from bot.text import HIDDEN_CHARACTERS
 
 if TYPE_CHECKING:
     from bot.models import Conversation
@@ -60,6 +61,9 @@ def check(text: str, rules: ReplyRules) -> list[str]:
     pings = sorted({(m.group(1) or m.group(2)).lower() for m in MASS_PINGS.finditer(text)})
     if pings:
         problems.append(f"Pings everyone (@{', @'.join(pings)}).")
+    hidden = sorted({f"U+{ord(ch):04X}" for ch in HIDDEN_CHARACTERS.findall(text)})
+    if hidden:
+        problems.append(f"Has invisible or direction-changing characters ({', '.join(hidden)}); retype the reply without them.")
     author = rules.author_handle.lower().lstrip("@")
     others = sorted({m for m in mentions(text) if m != author and m not in pings})
     if others:

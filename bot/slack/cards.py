@@ -58,7 +58,7 @@ def review_card(conversation: Conversation, facts: CardFacts) -> dict:
     actions = _buttons(c)
     if actions:
         blocks.append({"type": "actions", "block_id": f"conversation_{c.id}", "elements": actions})
-    return {"text": f"{facts.platform_label} mention from @{c.author_handle}: {c.text[:150]}", "blocks": blocks}
+    return {"text": f"{facts.platform_label} mention from @{escape(c.author_handle)}: {escape(c.text[:150])}", "blocks": blocks}
 
 
 STATE_WORDS = {
@@ -275,7 +275,7 @@ def burst_card(burst_id: int, members: list[Conversation], *, ready: int, opened
             elements.append(_button("Open one by one", ActionId.OPEN_EACH, value))
         elements.append(_button("Dismiss all", ActionId.DISMISS_ALL, value, style="danger"))
         blocks.append({"type": "actions", "block_id": f"burst_{burst_id}", "elements": elements})
-    return {"text": f"{len(members)} similar mentions: {members[0].text[:120]}", "blocks": blocks}
+    return {"text": f"{len(members)} similar mentions: {escape(members[0].text[:120])}", "blocks": blocks}
 
 
 def redraft_modal(c: Conversation) -> dict:

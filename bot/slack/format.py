@@ -8,6 +8,8 @@ from datetime import datetime
 
 from slack_sdk.errors import SlackApiError, SlackClientError
 
+from bot.text import HIDDEN_CHARACTERS
+
 log = logging.getLogger(__name__)
 
 SECTION_LIMIT = 2900  # Slack allows 3,000 characters in a section's text
@@ -15,8 +17,10 @@ PERMALINKS_KEPT = 5000  # a process remembers this many card permalinks, then st
 
 
 def escape(text: str) -> str:
-    """Slack mrkdwn control characters, so people's posts cannot ping or link."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    """Slack mrkdwn control characters, so people's posts cannot ping or link; invisible and
+    direction-changing characters shown as their code points, so nothing hides on a card."""
+    escaped = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return HIDDEN_CHARACTERS.sub(lambda m: f"[U+{ord(m.group()):04X}]", escaped)
 
 
 def quote(text: str) -> str:

@@ -62,3 +62,18 @@ def test_the_modals(snapshot):
 def test_the_demo_prints_a_card_as_text():
     text = as_text(review_card(conversation(), FACTS))
     assert "[ Approve ]  [ Edit ]  [ Dismiss ]" in text and "Open the post on Bluesky (https://bsky.app/profile/alice.test/post/1)" in text
+
+
+def test_the_notification_text_is_escaped_like_the_blocks():
+    hostile = "<!channel> <https://evil.example|click> <@U123>"
+    card = review_card(conversation(author_handle="<!here>", text=hostile), FACTS)
+    burst = burst_card(4, [conversation(id=i, text=hostile, state=State.CARDED.value) for i in range(1, 6)], ready=5, opened=False)
+    for text in (card["text"], burst["text"]):
+        assert "<" not in text and ">" not in text and "&lt;!channel&gt;" in text
+
+
+def test_invisible_and_direction_changing_characters_show_on_the_card():
+    card = review_card(conversation(text="refund\u202e\u200b please", draft_text="Sorry\u2066 to hear it"), FACTS)
+    everything = str(card)
+    assert "\u202e" not in everything and "\u200b" not in everything and "\u2066" not in everything
+    assert "refund[U+202E][U+200B] please" in everything and "Sorry[U+2066] to hear it" in everything

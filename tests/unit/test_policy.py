@@ -31,3 +31,10 @@ def test_each_break_of_the_policy_is_named():
 def test_the_limit_is_the_platforms():
     assert check("x" * 281, rules(X)) == ["Too long for X: 281/280 characters."]
     assert check("x" * 281, rules(BLUESKY)) == []
+
+
+def test_a_draft_with_hidden_characters_is_flagged_but_emoji_and_persian_joiners_are_not():
+    assert check("Thanks\u202e for writing", rules()) == [
+        "Has invisible or direction-changing characters (U+202E); retype the reply without them."]
+    assert check("Sorry\u200b\u2066 about that", rules())[0].startswith("Has invisible or direction-changing characters (U+200B, U+2066)")
+    assert check("Welcome, family 👩\u200d👩\u200d👧 and می\u200cخواهم", rules()) == []
