@@ -52,10 +52,10 @@ class _Listener(StreamListener):
             self.events.put(_CONNECTED)
 
     def on_abort(self, err) -> None:
-        pass  # the SDK raises it too; the pump reports it
+        """Nothing to do: the SDK raises the error too, and the pump reports it."""
 
     def on_unknown_event(self, name, unknown_event=None) -> None:
-        pass  # newer servers send events we do not need; never a reason to drop the stream
+        """Newer servers send events we do not need: never a reason to drop the stream."""
 
 
 class MastodonStream:
