@@ -179,26 +179,20 @@ def _buttons(c: Conversation) -> list[dict]:
 
 
 def _redraft_menu(conversation_id: int) -> dict:
-    return {
-        "type": "static_select",
-        "action_id": ActionId.REDRAFT.value,
-        "placeholder": {"type": "plain_text", "text": "Redraft…"},
-        "options": [
-            {"text": {"type": "plain_text", "text": d.label}, "value": conversation_value(conversation_id, redraft=d)}
-            for d in Direction
-        ],
-    }
+    return _menu(ActionId.REDRAFT, "Redraft…", [(d.label, conversation_value(conversation_id, redraft=d)) for d in Direction])
 
 
 def _snooze_menu(conversation_id: int) -> dict:
+    return _menu(ActionId.SNOOZE, "Snooze nudges",
+                 [(choice.label, conversation_value(conversation_id, snooze=choice)) for choice in SnoozeFor])
+
+
+def _menu(action: ActionId, placeholder: str, options: list[tuple[str, str]]) -> dict:
     return {
         "type": "static_select",
-        "action_id": ActionId.SNOOZE.value,
-        "placeholder": {"type": "plain_text", "text": "Snooze nudges"},
-        "options": [
-            {"text": {"type": "plain_text", "text": choice.label}, "value": conversation_value(conversation_id, snooze=choice)}
-            for choice in SnoozeFor
-        ],
+        "action_id": action.value,
+        "placeholder": {"type": "plain_text", "text": placeholder},
+        "options": [{"text": {"type": "plain_text", "text": label}, "value": value} for label, value in options],
     }
 
 
