@@ -198,7 +198,7 @@ def cmd_run(settings: Settings, args) -> int:
     from slack_sdk.errors import SlackApiError
 
     from bot.jobs.scheduler import build_scheduler
-    from bot.slack.app import build_app, close
+    from bot.slack.app import build_app, close, close_socket
 
     settings.require("BRAND_NAME", "SLACK_APP_TOKEN")
     services = _services(settings)
@@ -218,7 +218,7 @@ def cmd_run(settings: Settings, args) -> int:
     ops = _serve_ops(settings, services)
     log.info("connected over Socket Mode; polling every %ds", settings.poll_interval_seconds)
     signal_name = stop.wait()
-    handler.close()  # no new clicks; the ones acked go on on bolt's threads
+    close_socket(handler)  # no new clicks; the ones acked go on on bolt's threads
     close(app)  # its executor takes nothing new once those are done
     streams.stop()
     scheduler.shutdown(wait=True)

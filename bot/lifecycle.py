@@ -1,8 +1,10 @@
 """Stopping on SIGTERM (deploys, `docker stop`, scaling down) or Ctrl-C the same way: the main
 thread waits on an event the signal sets, then the command finishes or hands back its work and
-returns 0. Nothing happens inside the signal handler itself but setting the event."""
+returns 0. Nothing happens inside the signal handler itself but setting the event.
+SIGUSR1 prints every thread's stack to stderr, for a process that seems stuck."""
 from __future__ import annotations
 
+import faulthandler
 import signal
 import threading
 
@@ -15,6 +17,7 @@ class StopSignal:
     def install(self) -> StopSignal:
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, self._received)
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
         return self
 
     def _received(self, signum, frame) -> None:

@@ -2,13 +2,18 @@
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 from slack_bolt import App
+from slack_bolt.adapter.socket_mode import SocketModeHandler
 
 from bot.services import Services
 from bot.slack.approvers import Approvers
 from bot.slack.handlers import register
+
+log = logging.getLogger(__name__)
 
 LISTENER_THREADS = 64  # clicks being handled at once by one process, each acked as soon as it starts
 
@@ -37,3 +42,22 @@ def build_app(services: Services, *, socket_mode: bool = False) -> App:
 def close(app: App) -> None:
     """Stop the app's executor: clicks already acked are still handled, nothing new is taken."""
     app.listener_runner.listener_executor.shutdown(wait=False)
+
+
+def close_socket(handler: SocketModeHandler, timeout: float = 10) -> None:
+    """Close the Socket Mode connection, in bounded time.
+
+    slack_sdk's built-in client can miss its own stop flag: its receive loop sets
+    ``terminated = False`` each time it starts a pass, so a close() landing at that moment waits
+    forever for a loop that no longer stops (seen as a `conversant run` that ignored SIGTERM).
+    Setting the flag again until close() returns ends that loop."""
+    closing = threading.Thread(target=handler.close, name="socket-mode-close", daemon=True)
+    closing.start()
+    deadline = time.monotonic() + timeout
+    while closing.is_alive() and time.monotonic() < deadline:
+        closing.join(0.2)
+        state = getattr(handler.client, "current_session_state", None)
+        if state is not None:
+            state.terminated = True
+    if closing.is_alive():
+        log.warning("the Socket Mode connection did not close within %.0f s; exiting without waiting for it", timeout)

@@ -40,7 +40,15 @@ def _get(url: str) -> tuple[int, str]:
 
 def _stop(process: subprocess.Popen, log) -> str:
     process.send_signal(signal.SIGTERM)
-    process.wait(timeout=60)
+    try:
+        process.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        process.send_signal(signal.SIGUSR1)  # every thread's stack into the log, to see what held it
+        try:
+            process.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        raise AssertionError(f"still running 60 s after SIGTERM:\n{log.read_text()}") from None
     return log.read_text()
 
 

@@ -92,3 +92,49 @@ def _block_action_payload(conv) -> dict:
     """The same payload Slack would POST over HTTP, as Socket Mode delivers it."""
     body = block_actions_body(user_id="U_ALICE", action_id=ActionId.APPROVE.value, value=conversation_value(conv.id), message_ts=conv.slack_ts)
     return json.loads(parse_qs(body)["payload"][0])
+
+
+def test_closing_the_socket_ends_even_when_the_receive_loop_missed_the_stop_flag(services, slack):
+    """slack_sdk's receive loop clears `terminated` when it starts a pass; under load a pass could
+    start just after close() set it, close() then waited forever and `conversant run` ignored
+    SIGTERM. close_socket must still return."""
+    from slack_bolt.adapter.socket_mode import SocketModeHandler
+    from slack_sdk.socket_mode.builtin.connection import ConnectionState
+
+    from bot.slack.app import build_app, close, close_socket
+
+    pass_started = threading.Event()
+
+    class ClearedOnceAfterStop(ConnectionState):
+        """The race, made certain: the first stop is undone, as the loop's reset would undo it."""
+
+        @property
+        def terminated(self) -> bool:
+            return self.__dict__["terminated"]
+
+        @terminated.setter
+        def terminated(self, value: bool) -> None:
+            if value and not self.__dict__.get("undone"):
+                self.__dict__["undone"] = True
+                value = False
+            if not value:
+                pass_started.set()  # the receive loop clears the flag as it starts a pass
+            self.__dict__["terminated"] = value
+
+    socket_mode = FakeSocketMode()
+    slack.socket_url = socket_mode.url
+    app = build_app(services, socket_mode=True)
+    handler = SocketModeHandler(app, "xapp-1-test")
+    handler.connect()
+    try:
+        assert socket_mode.connected.wait(10)
+        handler.client.current_session_state.__class__ = ClearedOnceAfterStop
+        assert pass_started.wait(10), "the receive loop never started"
+        closing = threading.Thread(target=close_socket, args=(handler,), kwargs={"timeout": 30}, daemon=True)
+        closing.start()
+        closing.join(20)
+        assert not closing.is_alive(), "closing the Socket Mode connection hung"
+        assert not handler.client.current_session_runner.is_alive()
+    finally:
+        close(app)
+        socket_mode.close()
