@@ -11,6 +11,18 @@ from bot.models import RECONCILE_AFTER, UNKNOWN_OUTCOME, Conversation, Direction
 from bot.slack.format import context as _context
 from bot.slack.format import escape, quote, slack_time
 from bot.slack.format import section as _section
+from bot.slack.limits import (
+    BUTTON_TEXT,
+    INPUT_LABEL,
+    INPUT_MAX_LENGTH,
+    MESSAGE_BLOCKS,
+    MODAL_TITLE,
+    OPTION_TEXT,
+    PLACEHOLDER,
+    fit,
+    fit_blocks,
+    units,
+)
 from bot.slack.payloads import (
     REASON_BLOCK,
     REASON_INPUT,
@@ -58,7 +70,8 @@ def review_card(conversation: Conversation, facts: CardFacts) -> dict:
     actions = _buttons(c)
     if actions:
         blocks.append({"type": "actions", "block_id": f"conversation_{c.id}", "elements": actions})
-    return {"text": f"{facts.platform_label} mention from @{escape(c.author_handle)}: {escape(c.text[:150])}", "blocks": blocks}
+    return {"text": f"{facts.platform_label} mention from @{escape(c.author_handle)}: {escape(c.text[:150])}",
+            "blocks": fit_blocks(blocks, MESSAGE_BLOCKS)}
 
 
 STATE_WORDS = {
@@ -191,13 +204,13 @@ def _menu(action: ActionId, placeholder: str, options: list[tuple[str, str]]) ->
     return {
         "type": "static_select",
         "action_id": action.value,
-        "placeholder": {"type": "plain_text", "text": placeholder},
-        "options": [{"text": {"type": "plain_text", "text": label}, "value": value} for label, value in options],
+        "placeholder": {"type": "plain_text", "text": fit(placeholder, PLACEHOLDER)},
+        "options": [{"text": {"type": "plain_text", "text": fit(label, OPTION_TEXT)}, "value": value} for label, value in options],
     }
 
 
 def _button(label: str, action: ActionId, value: str, style: str | None = None) -> dict:
-    button = {"type": "button", "text": {"type": "plain_text", "text": label}, "action_id": action.value, "value": value}
+    button = {"type": "button", "text": {"type": "plain_text", "text": fit(label, BUTTON_TEXT)}, "action_id": action.value, "value": value}
     if style:
         button["style"] = style
     return button
@@ -208,23 +221,32 @@ def _modal(modal: ModalId, c: Conversation, title: str, submit: str, blocks: lis
         "type": "modal",
         "callback_id": modal.value,
         "private_metadata": conversation_value(c.id),
-        "title": {"type": "plain_text", "text": title},
-        "submit": {"type": "plain_text", "text": submit},
+        "title": {"type": "plain_text", "text": fit(title, MODAL_TITLE)},
+        "submit": {"type": "plain_text", "text": fit(submit, MODAL_TITLE)},
         "close": {"type": "plain_text", "text": "Cancel"},
         "blocks": blocks,
     }
 
 
 def _input(block_id: str, label: str, element: dict) -> dict:
-    return {"type": "input", "block_id": block_id, "label": {"type": "plain_text", "text": label}, "element": element}
+    return {"type": "input", "block_id": block_id, "label": {"type": "plain_text", "text": fit(label, INPUT_LABEL)}, "element": element}
 
 
 def edit_modal(c: Conversation, facts: CardFacts, initial: str) -> dict:
-    return _modal(ModalId.EDIT, c, "Edit the reply", "Post reply", [
-        _context(f"Replying to @{escape(c.author_handle)} on {facts.platform_label}:\n{quote(c.text)}"),
-        _input(REPLY_BLOCK, f"Reply (at most {facts.limit} characters)",
-               {"type": "plain_text_input", "action_id": REPLY_INPUT, "multiline": True, "initial_value": initial}),
-    ])
+    """The reply in a text box. Slack's box holds 3,000 characters, less than Reddit allows, so the
+    label says which bound applies and a longer draft is cut with a note saying so. The platform's
+    own limit (graphemes, X's weights) is checked when the modal is submitted."""
+    box = INPUT_MAX_LENGTH
+    blocks = [_context(f"Replying to @{escape(c.author_handle)} on {facts.platform_label}:\n{quote(c.text)}")]
+    if units(initial) > box:
+        blocks.append(_context(f":warning: The draft is {len(initial):,} characters; Slack's text box holds {box:,}, "
+                               "so it was cut here. Write the reply to fit, or *Approve* the whole draft on the card."))
+    at_most = f"at most {facts.limit:,} characters" if facts.limit <= box else f"at most {box:,} characters here"
+    blocks.append(_input(REPLY_BLOCK, f"Reply ({at_most})", {
+        "type": "plain_text_input", "action_id": REPLY_INPUT, "multiline": True, "max_length": box,
+        "initial_value": fit(initial, box),
+    }))
+    return _modal(ModalId.EDIT, c, "Edit the reply", "Post reply", blocks)
 
 
 def dismiss_modal(c: Conversation) -> dict:
@@ -269,7 +291,7 @@ def burst_card(burst_id: int, members: list[Conversation], *, ready: int, opened
             elements.append(_button("Open one by one", ActionId.OPEN_EACH, value))
         elements.append(_button("Dismiss all", ActionId.DISMISS_ALL, value, style="danger"))
         blocks.append({"type": "actions", "block_id": f"burst_{burst_id}", "elements": elements})
-    return {"text": f"{len(members)} similar mentions: {escape(members[0].text[:120])}", "blocks": blocks}
+    return {"text": f"{len(members)} similar mentions: {escape(members[0].text[:120])}", "blocks": fit_blocks(blocks, MESSAGE_BLOCKS)}
 
 
 def redraft_modal(c: Conversation) -> dict:

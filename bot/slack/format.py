@@ -1,5 +1,6 @@
 """Slack's message syntax in one place: escaping, quoting, times, mentions, durations, permalinks,
-and the two Block Kit blocks every view is made of. Pure, apart from ``permalink``'s cached call."""
+and the Block Kit texts every view is made of, cut to Slack's limits (``limits.py``).
+Pure, apart from ``permalink``'s cached call."""
 from __future__ import annotations
 
 import logging
@@ -8,11 +9,11 @@ from datetime import datetime
 
 from slack_sdk.errors import SlackApiError, SlackClientError
 
+from bot.slack.limits import CONTEXT_TEXT, FIELD_TEXT, HEADER_TEXT, SECTION_TEXT, fit
 from bot.text import HIDDEN_CHARACTERS
 
 log = logging.getLogger(__name__)
 
-SECTION_LIMIT = 2900  # Slack allows 3,000 characters in a section's text
 PERMALINKS_KEPT = 5000  # a process remembers this many card permalinks, then starts again
 
 
@@ -26,10 +27,7 @@ def escape(text: str) -> str:
 def quote(text: str) -> str:
     if not text:  # deleted by its author, or past the retention window (`conversant purge`)
         return "> _(text no longer stored)_"
-    body = escape(text)
-    if len(body) > SECTION_LIMIT:
-        body = body[:SECTION_LIMIT] + "…"
-    return "\n".join("> " + line for line in (body.splitlines() or [""]))
+    return fit("\n".join("> " + line for line in (escape(text).splitlines() or [""])), SECTION_TEXT)
 
 
 def slack_time(moment: datetime, token: str = "{date_short_pretty} at {time}") -> str:
@@ -74,11 +72,20 @@ def human_minutes(minutes: float) -> str:
 
 
 def section(text: str) -> dict:
-    return {"type": "section", "text": {"type": "mrkdwn", "text": text[:SECTION_LIMIT]}}
+    return {"type": "section", "text": {"type": "mrkdwn", "text": fit(text, SECTION_TEXT)}}
 
 
 def context(text: str) -> dict:
-    return {"type": "context", "elements": [{"type": "mrkdwn", "text": text}]}
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": fit(text, CONTEXT_TEXT)}]}
+
+
+def header(text: str) -> dict:
+    return {"type": "header", "text": {"type": "plain_text", "text": fit(text, HEADER_TEXT)}}
+
+
+def field(text: str) -> dict:
+    """One of a section's ``fields``."""
+    return {"type": "mrkdwn", "text": fit(text, FIELD_TEXT)}
 
 
 def slack_error_code(error: Exception) -> str:

@@ -14,20 +14,10 @@ from bot.backlog import URGENCIES, CardQueue
 from bot.examples import DailyQuality
 from bot.models import Conversation, DismissReason
 from bot.platforms.formats import label
-from bot.slack.format import (
-    context as _context,
-)
-from bot.slack.format import (
-    escape,
-    human_duration,
-    human_minutes,
-    mention_list,
-    slack_time,
-    user,
-)
-from bot.slack.format import (
-    section as _section,
-)
+from bot.slack.format import context as _context
+from bot.slack.format import escape, field, header, human_duration, human_minutes, mention_list, slack_time, user
+from bot.slack.format import section as _section
+from bot.slack.limits import MESSAGE_BLOCKS, MODAL_BLOCKS, SECTION_TEXT, fit_blocks, fit_lines
 from bot.stats import COMPARE_DAYS, Digest, Figures, Today
 
 Link = Callable[[str | None, str | None], str | None]
@@ -116,7 +106,7 @@ def home_view(settings, platform_labels: list[str], today: Today, *, now: dateti
               link: Link = no_link) -> dict:
     """The Home tab; ``arrive`` says per platform how its mentions arrive (streamed or polled)."""
     blocks: list[dict] = [
-        {"type": "header", "text": {"type": "plain_text", "text": "Conversant"}},
+        header("Conversant"),
         _section(_status_line(today.paused)),
         {"type": "divider"},
         _section(f"*Waiting for review* ({len(today.waiting)})"),
@@ -130,7 +120,7 @@ def home_view(settings, platform_labels: list[str], today: Today, *, now: dateti
         _section("*Configuration in force*\n" + _configuration(settings, platform_labels, arrive or {}, today.paused)),
         _context("Use `/conversant status | pause | resume | digest | help` in any channel."),
     ]
-    return {"type": "home", "blocks": blocks}
+    return {"type": "home", "blocks": fit_blocks(blocks, MODAL_BLOCKS)}
 
 
 def _status_line(pause) -> str:
@@ -148,9 +138,8 @@ def _queue_blocks(waiting: list[Conversation], now: datetime, link: Link) -> lis
         who = f"<@{c.claimed_by}> is on it" if c.claimed_by else "nobody on it"
         failed = " · :x: posting failed" if c.state == "post_failed" else ""
         lines.append(f"• <{target}|@{escape(c.author_handle)} on {label(c.platform)}> · waiting {human_duration((now - c.posted_at).total_seconds())} · {who}{failed}")
-    if len(waiting) > QUEUE_SHOWN:
-        lines.append(f"…and {len(waiting) - QUEUE_SHOWN} more.")
-    return [_section("\n".join(lines))]
+    # long links (a permalink, a 1,000-character URL) fit fewer lines
+    return [_section(fit_lines(lines, SECTION_TEXT, hidden=len(waiting) - len(lines)))]
 
 
 def _configuration(s, platform_labels: list[str], arrive: dict[str, str], pause) -> str:
@@ -176,13 +165,13 @@ def digest_message(settings, digest: Digest, quality: DailyQuality, link: Link =
     tz = digest.timezone
     window = f"{f.start.astimezone(tz):%d %b %H:%M} – {f.end.astimezone(tz):%d %b %H:%M} ({tz.key})"
     blocks: list[dict] = [
-        {"type": "header", "text": {"type": "plain_text", "text": f"Conversant daily digest · {digest.local_date:%a %d %b %Y}"}},
+        header(f"Conversant daily digest · {digest.local_date:%a %d %b %Y}"),
         _context(f"Mentions posted {window} · review SLA {human_minutes(settings.review_sla_minutes)}"),
     ]
     if digest.paused:
         blocks.append(_section(f":double_vertical_bar: *Conversant is paused* (by <@{digest.paused.by}> {slack_time(digest.paused.at)}): "
                                "no polling and no nudges. `/conversant resume` starts them again."))
-    blocks.append({"type": "section", "fields": [_field(label, value) for label, value in _counts(f)]})
+    blocks.append({"type": "section", "fields": [field(f"*{name}*\n{value}") for name, value in _counts(f)]})
     blocks.append(_section(_rate_line(f, prev)))
     blocks.append(_section(_times_lines(f, prev, settings)))
     blocks.append(_context(quality_line(quality)))
@@ -192,7 +181,7 @@ def digest_message(settings, digest: Digest, quality: DailyQuality, link: Link =
     missed = len(f.missed)
     text = (f"Conversant digest: {f.received} received, {f.replied} replied, "
             + (f"{missed} missed" if missed else "nothing missed"))
-    return {"text": text, "blocks": blocks}
+    return {"text": text, "blocks": fit_blocks(blocks, MESSAGE_BLOCKS)}
 
 
 def _counts(f: Figures) -> list[tuple[str, str]]:
@@ -270,13 +259,7 @@ def _missed_text(settings, f: Figures, link: Link) -> str:
         urgency = f" · {row.urgency} urgency" if row.urgency else ""
         lines.append(f"• <{row.url}|@{escape(row.author_handle)} on {label(row.platform)}>{card_link}{urgency}"
                      f" · waited {human_duration(m.waited)} · {m.reason.replace('{who}', user(row.claimed_by or ''))}")
-    if len(f.missed) > MISSED_LISTED:
-        lines.append(f"…and {len(f.missed) - MISSED_LISTED} more.")
-    return "\n".join(lines)
-
-
-def _field(label_: str, value: str) -> dict:
-    return {"type": "mrkdwn", "text": f"*{label_}*\n{value}"}
+    return fit_lines(lines, SECTION_TEXT, hidden=len(f.missed) - (len(lines) - 1))
 
 
 # -- nudges and escalations -------------------------------------------------------------------

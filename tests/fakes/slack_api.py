@@ -25,6 +25,17 @@ WORKSPACE_URL = "https://conversant-test.slack.com/"
 JSON_ARGS = {"blocks", "attachments", "view", "files", "metadata"}
 MESSAGE_BLOCK_LIMIT = 50
 VIEW_BLOCK_LIMIT = 100
+# Block Kit's documented limits (docs.slack.dev/reference/block-kit), in UTF-16 code units: counting an
+# emoji as two is never less than what Slack counts, so a payload this fake takes, Slack takes.
+TEXT_LIMIT = 3000  # a text object, a section's text, a context element
+FIELD_LIMIT, FIELDS = 2000, 10
+HEADER_LIMIT = 150
+CONTEXT_ELEMENTS = 10
+BUTTON_TEXT, BUTTON_VALUE = 75, 2000
+OPTION_TEXT, OPTION_VALUE, OPTIONS = 75, 150, 100
+PLACEHOLDER_LIMIT = 150
+INPUT_LABEL, INPUT_MAX = 2000, 3000
+VIEW_TITLE, PRIVATE_METADATA = 24, 3000
 
 
 @dataclass
@@ -69,6 +80,7 @@ class FakeSlack(FakeServer):
         self.bot_scopes = list(_SCOPES)  # what auth.test says the bot was granted: the manifest's
         self.calls: list[SlackCall] = []
         self._faults: dict[str, _Fault] = {}
+        self._refusals: list[tuple[str, str, Callable[[dict], bool]]] = []  # (method, error, when)
         self._delays: dict[str, float] = {}
         self._limits: dict[str, tuple[float, float]] = {}  # method -> (calls per second, burst)
         self._buckets: dict[tuple[str, str | None], tuple[float, float]] = {}  # (method, channel) -> (tokens, when)
@@ -144,6 +156,16 @@ class FakeSlack(FakeServer):
         with self._state:
             self._faults[method] = _Fault(error, 429 if retry_after is not None else status, retry_after, times)
 
+    def refuse(self, method: str, error: str, when: Callable[[dict], bool]) -> None:
+        """Answer ``{"ok": false, "error": error}`` to every call of ``method`` whose arguments
+        ``when`` picks (say, one card Slack will not take), until ``refuse_nothing``."""
+        with self._state:
+            self._refusals.append((method, error, when))
+
+    def refuse_nothing(self) -> None:
+        with self._state:
+            self._refusals.clear()
+
     def rate_limit(self, method: str, per_second: float | None, burst: float | None = None) -> None:
         """Limit ``method`` to ``per_second`` calls per channel, as Slack limits ``chat.postMessage``
         ("1 per second per channel, short bursts allowed"): beyond it, HTTP 429 with ``Retry-After``
@@ -192,6 +214,9 @@ class FakeSlack(FakeServer):
                 del self._faults[method]
             headers = {} if fault.retry_after is None else {"Retry-After": str(fault.retry_after)}
             return Response(fault.status, {"ok": False, "error": fault.error}, headers)
+        refused = next((error for m, error, when in self._refusals if m == method and when(args)), None)
+        if refused:
+            return _error(refused)
         wait = self._over_limit(method, args.get("channel") or args.get("channel_id"))
         if wait:
             return Response(429, {"ok": False, "error": "ratelimited"}, {"Retry-After": str(wait)})
@@ -261,6 +286,8 @@ class FakeSlack(FakeServer):
         if not isinstance(view, dict) or "type" not in view:
             raise SlackError("invalid_arguments")
         _check_blocks(view.get("blocks", []), VIEW_BLOCK_LIMIT)
+        if view_problems(view):
+            raise SlackError("invalid_arguments")
         stored = {
             "id": view_id,
             "team_id": TEAM_ID,
@@ -494,6 +521,89 @@ def _check_blocks(blocks: Any, limit: int) -> None:
         raise SlackError("invalid_blocks")
     if not all(isinstance(b, dict) and "type" in b for b in blocks):
         raise SlackError("invalid_blocks")
+    if block_problems(blocks, limit):
+        raise SlackError("invalid_blocks")
+
+
+def _units(text: Any) -> int:
+    return len(str(text).encode("utf-16-le")) // 2
+
+
+def _text_problems(where: str, obj: Any, limit: int) -> list[str]:
+    if not isinstance(obj, dict) or not isinstance(obj.get("text"), str) or not obj["text"]:
+        return [f"{where}: no text"]
+    n = _units(obj["text"])
+    return [f"{where}: text of {n} > {limit}"] if n > limit else []
+
+
+def _element_problems(where: str, e: dict) -> list[str]:
+    found: list[str] = []
+    kind = e.get("type")
+    if kind == "button":
+        found += _text_problems(f"{where} button", e.get("text"), BUTTON_TEXT)
+        if _units(e.get("value", "")) > BUTTON_VALUE:
+            found.append(f"{where} button: value of {_units(e['value'])} > {BUTTON_VALUE}")
+    if kind in ("static_select", "radio_buttons", "checkboxes", "overflow"):
+        options = e.get("options") or []
+        if len(options) > OPTIONS:
+            found.append(f"{where}: {len(options)} options > {OPTIONS}")
+        for o in options:
+            found += _text_problems(f"{where} option", o.get("text"), OPTION_TEXT)
+            if _units(o.get("value", "")) > OPTION_VALUE:
+                found.append(f"{where} option: value of {_units(o['value'])} > {OPTION_VALUE}")
+    if "placeholder" in e:
+        found += _text_problems(f"{where} placeholder", e["placeholder"], PLACEHOLDER_LIMIT)
+    if kind == "plain_text_input":
+        most = e.get("max_length", INPUT_MAX)
+        if most > INPUT_MAX:
+            found.append(f"{where}: max_length {most} > {INPUT_MAX}")
+        if _units(e.get("initial_value", "")) > min(most, INPUT_MAX):
+            found.append(f"{where}: initial_value of {_units(e['initial_value'])} > max_length {most}")
+    return found
+
+
+def block_problems(blocks: list[dict], limit: int = MESSAGE_BLOCK_LIMIT) -> list[str]:
+    """Every Block Kit limit these blocks break, as Slack would refuse them (``invalid_blocks``)."""
+    found = [f"{len(blocks)} blocks > {limit}"] if len(blocks) > limit else []
+    for i, b in enumerate(blocks):
+        where = f"block {i} ({b.get('type')})"
+        if b["type"] == "section":
+            if "text" in b:
+                found += _text_problems(where, b["text"], TEXT_LIMIT)
+            fields = b.get("fields") or []
+            if len(fields) > FIELDS:
+                found.append(f"{where}: {len(fields)} fields > {FIELDS}")
+            for f in fields:
+                found += _text_problems(f"{where} field", f, FIELD_LIMIT)
+            if "accessory" in b:
+                found += _element_problems(where, b["accessory"])
+        elif b["type"] == "header":
+            found += _text_problems(where, b.get("text"), HEADER_LIMIT)
+        elif b["type"] == "context":
+            elements = b.get("elements") or []
+            if len(elements) > CONTEXT_ELEMENTS:
+                found.append(f"{where}: {len(elements)} elements > {CONTEXT_ELEMENTS}")
+            for e in elements:
+                if e.get("type") in ("mrkdwn", "plain_text"):
+                    found += _text_problems(where, e, TEXT_LIMIT)
+        elif b["type"] == "actions":
+            for e in b.get("elements") or []:
+                found += _element_problems(where, e)
+        elif b["type"] == "input":
+            found += _text_problems(f"{where} label", b.get("label"), INPUT_LABEL)
+            found += _element_problems(where, b.get("element") or {})
+    return found
+
+
+def view_problems(view: dict) -> list[str]:
+    """A modal's or Home tab's limits: its blocks, its title and buttons (24), its private_metadata."""
+    found = block_problems(view.get("blocks", []), VIEW_BLOCK_LIMIT)
+    for key in ("title", "submit", "close"):
+        if view.get(key) is not None:
+            found += _text_problems(f"view {key}", view[key], VIEW_TITLE)
+    if _units(view.get("private_metadata", "")) > PRIVATE_METADATA:
+        found.append(f"view private_metadata > {PRIVATE_METADATA}")
+    return found
 
 
 def _check_trigger(trigger_id: str | None) -> None:
