@@ -39,6 +39,12 @@ def build_parser() -> argparse.ArgumentParser:
     purge = commands.add_parser("purge", help="blank the mention text and drafts of settled conversations past a retention window")
     purge.add_argument("--older-than", type=_days, required=True, metavar="DAYS",
                        help="settled conversations received more than DAYS days ago (decimals allowed)")
+    knowledge = commands.add_parser("knowledge", help="the brand's help articles that drafts are grounded in")
+    knowledge_commands = knowledge.add_subparsers(dest="knowledge_command", required=True, metavar="COMMAND")
+    knowledge_import = knowledge_commands.add_parser(
+        "import", help="make the knowledge base hold the articles at PATH: added, updated, and removed when gone")
+    knowledge_import.add_argument("path", metavar="PATH", help="a folder of .md/.html/.txt files (URL from front matter url: or "
+                                  "<link rel=canonical>), a .csv of url,title[,text], or a sitemap .xml (nothing is fetched)")
     evaluate = commands.add_parser("eval", help="check the drafter: replay real customer-care conversations, or draft a file of mentions")
     evaluate.add_argument("file", nargs="?", help="a JSON file of mentions (e.g. bot/demo/eval_mentions.json) or of "
                           "conversations; default: the customer-care conversations shipped with Conversant")
@@ -277,6 +283,41 @@ def cmd_doctor(settings: Settings, args) -> int:
     return run_doctor(settings)
 
 
+def cmd_knowledge(settings: Settings, args) -> int:
+    """``conversant knowledge import PATH``: the articles at PATH become the knowledge base."""
+    from pathlib import Path
+
+    from bot.db import Database
+    from bot.knowledge import sources, store
+    from bot.llm import Drafter
+
+    path = Path(args.path)
+    try:
+        source = sources.read(path)
+    except sources.SourceError as error:
+        print(f"conversant knowledge: {error}; nothing changed", file=sys.stderr)
+        return 2
+    for problem in source.skipped:
+        print(f"conversant knowledge: skipped {problem}", file=sys.stderr)
+    if not source.articles:
+        print(f"conversant knowledge: no article with a URL in {path}; nothing changed", file=sys.stderr)
+        return 2
+    db = Database(settings.database_url)
+    try:
+        check_schema(db, settings.database_url)
+        embedder = Drafter(settings) if settings.openai_embedding_model and settings.model_configured else None
+        summary = store.import_articles(db, embedder, source.articles, source=str(path))
+    finally:
+        db.dispose()
+    print(f"conversant knowledge: imported {path}: {summary.line()}")
+    if summary.embedded:
+        print(f"conversant knowledge: {summary.embedded} chunk(s) embedded with {settings.openai_embedding_model}")
+    if source.titles_only:
+        print("conversant knowledge: these articles have titles but no text: Conversant fetches nothing over the network, "
+              "so they are matched on their titles alone (import the pages as files to match on their text)")
+    return 1 if source.skipped else 0
+
+
 def cmd_eval(settings: Settings, args) -> int:
     import json
 
@@ -321,4 +362,5 @@ COMMANDS = {
     "doctor": cmd_doctor,
     "purge": cmd_purge,
     "eval": cmd_eval,
+    "knowledge": cmd_knowledge,
 }

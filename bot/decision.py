@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import update
 
 from bot import business_hours, policy
+from bot.knowledge import store as knowledge
 from bot.models import OPEN_ON_SLACK, Conversation, DismissReason, SnoozeFor, State, audit, transition, utcnow
 from bot.platforms.formats import PlatformFormat, format_for
 from bot.services import Services
@@ -45,7 +46,10 @@ def platform_format(services: Services, name: str) -> PlatformFormat:
 
 
 def rules_for(services: Services, conversation: Conversation) -> policy.ReplyRules:
-    return policy.reply_rules(platform_format(services, conversation.platform), conversation, services.settings.brand_allowed_domains)
+    """The policy for a reply to ``conversation``: links may go to BRAND_ALLOWED_DOMAINS and the
+    domains of the imported help articles."""
+    allowed = tuple(dict.fromkeys(services.settings.brand_allowed_domains + knowledge.domains(services.db)))
+    return policy.reply_rules(platform_format(services, conversation.platform), conversation, allowed)
 
 
 def approve(services: Services, conversation_id: int, user: str) -> Decision:

@@ -14,6 +14,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from bot.config import ConfigError, Settings
 from bot.db import Database, SchemaOutOfDate, check_schema, describe_url
 from bot.draft import PROMPT_FILES, build_messages, load_prompts, prompts_dir, reply_cap
+from bot.knowledge import store as knowledge
 from bot.llm import TIMEOUT_MARGIN, Drafter, DraftUnavailable
 from bot.models import Conversation
 from bot.platforms.base import PlatformError
@@ -38,7 +39,10 @@ def run_doctor(settings: Settings, out: Callable[[str], None] = print) -> int:
     _quiet_libraries()
     out("Conversant doctor")
     report("configuration", lambda: _configuration(settings))
+    before = failures
     report("database", lambda: _database(settings))
+    if failures == before:
+        _knowledge(settings, out)
     before = failures
     report("prompts", lambda: _prompts(settings))
     prompts_ok = failures == before
@@ -134,6 +138,20 @@ def _database(settings: Settings) -> str:
         return f"{describe_url(settings.database_url)} reachable, schema up to date"
     finally:
         db.dispose()
+
+
+def _knowledge(settings: Settings, out: Callable[[str], None]) -> None:
+    """How many help articles drafts are grounded in; none is fine, so it is a note, never a failure."""
+    db = Database(settings.database_url)
+    try:
+        known = knowledge.status(db)
+    finally:
+        db.dispose()
+    if not known.articles:
+        out("  note  knowledge base: no help articles imported; drafts are not grounded in them (conversant knowledge import PATH)")
+    else:
+        when = f"last imported {known.last_import:%Y-%m-%d %H:%M} UTC from {known.source}" if known.last_import else "import time unknown"
+        out(f"  ok    knowledge base: {known.articles} help article(s), {when}")
 
 
 def _prompts(settings: Settings) -> str:

@@ -20,9 +20,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
-import re
-import struct
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone, tzinfo
 
@@ -40,39 +37,32 @@ from sqlalchemy import (
     func,
     or_,
     select,
-    text,
     update,
 )
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from bot.db import Database
-from bot.llm import DraftUnavailable
 from bot.models import Base, Conversation, State, UTCDateTime, utcnow
+from bot.similarity import (  # noqa: F401 - query_terms, unpack: the examples' own words and vectors, for callers
+    TextIndex,
+    brand_words,
+    embed,
+    embedding_model,
+    pack,
+    query_terms,
+    rank_by_text,
+    rank_by_vector,
+    unpack,
+)
 
 log = logging.getLogger(__name__)
 
 MIN_SIMILARITY = 0.3  # cosine below this is not "similar", whatever the rank
 BACKFILL_BATCH = 31  # older examples without a vector, embedded in the same request as a new one
-MAX_QUERY_TERMS = 32
 PROMPT_MENTION_CHARS = 600
 PROMPT_REPLY_CHARS = 1000
-
-_URL = re.compile(r"\b(?:https?://|www\.)\S+", re.I)
-_HANDLE = re.compile(r"(?<![\w])@[\w.@-]+")
-_WORD = re.compile(r"[^\W_]+")
-# Words too common to say two mentions are about the same thing. PostgreSQL's 'english'
-# configuration drops English ones too; SQLite's bm25 weighs them down by itself.
-STOPWORDS = frozenset("""
-a an and are as at be but by can could did do does for from had has have how i i'm if in is it its just me my no
-not of on or our so that the their them there they this to too was we were what when where which who why will
-with would you your yours im ive dont cant thanks thank please hi hello hey
-der die das und ist ich du sie es ein eine nicht mit auf für von zu den dem bei wie was wir ihr mein meine
-le la les et est je tu il elle un une des du de pas pour avec sur que qui mon ma mes vous nous ce
-el los las y es yo tú un una por para con que del lo mi se no
-o os as e é eu um uma não com para do da em que meu minha
-il lo gli e è io un una non per con che di da mio mia
-de het een en ik je jij niet met voor op van dat wat
-""".split())
+RANKING = "approved examples"
+TEXT_INDEX = TextIndex(table="examples", column="mention_text", fts_table="examples_fts")
 
 
 class Example(Base):
@@ -145,7 +135,7 @@ def _record(db: Database, drafter, conversation_id: int) -> None:
             return
         if session.scalar(select(Example.id).where(Example.conversation_id == conversation_id)):
             return
-        backlog = _without_vector(session, drafter) if _embedding_model(drafter) else []
+        backlog = _without_vector(session, drafter) if embedding_model(drafter) else []
     draft, reply = conversation.draft_text, conversation.reply_text
     edited = conversation.reply_edited if conversation.reply_edited is not None else reply != (draft or "")
     values = dict(
@@ -158,8 +148,8 @@ def _record(db: Database, drafter, conversation_id: int) -> None:
         edit_distance=levenshtein(draft, reply) if draft else None,
         replied_at=conversation.replied_at or utcnow(),
     )
-    vectors = _embed(drafter, [conversation.text] + [text for _, text in backlog])
-    model = _embedding_model(drafter)
+    vectors = embed(drafter, [conversation.text] + [text for _, text in backlog], ranking=RANKING)
+    model = embedding_model(drafter)
     if vectors:
         values.update(embedding=pack(vectors[0]), embedding_model=model)
     with db.session() as session:
@@ -179,7 +169,7 @@ def _insert_ignoring_duplicates(session: Session, values: dict):
 
 def _without_vector(session: Session, drafter) -> list[tuple[int, str]]:
     """Older examples with no vector from the current model (it was set later, or failed then)."""
-    model = _embedding_model(drafter)
+    model = embedding_model(drafter)
     rows = session.execute(
         select(Example.id, Example.mention_text)
         .where(or_(Example.embedding_model.is_(None), Example.embedding_model != model))
@@ -187,21 +177,6 @@ def _without_vector(session: Session, drafter) -> list[tuple[int, str]]:
         .limit(BACKFILL_BATCH)
     )
     return [(row.id, row.mention_text) for row in rows]
-
-
-def _embedding_model(drafter) -> str | None:
-    return getattr(drafter, "embedding_model", None) if drafter is not None else None
-
-
-def _embed(drafter, texts: list[str]) -> list[list[float]]:
-    """Unit vectors for ``texts``, or ``[]`` when no embedding model is set or the endpoint fails."""
-    if not _embedding_model(drafter) or not texts:
-        return []
-    try:
-        return [unit(vector) for vector in drafter.embed(texts)]
-    except DraftUnavailable as error:
-        log.warning("embeddings unavailable (%s); approved examples are ranked by full text instead", error)
-        return []
 
 
 # ---- retrieval ---------------------------------------------------------------
@@ -221,14 +196,15 @@ def similar(db: Database, drafter, settings, mention_text: str, platform: str, k
 
 
 def _similar(db: Database, drafter, settings, mention_text: str, platform: str, k: int) -> list[ApprovedExample]:
-    model = _embedding_model(drafter)
-    vectors = _embed(drafter, [mention_text]) if model else []  # before any transaction: it is a network call
+    model = embedding_model(drafter)
+    vectors = embed(drafter, [mention_text], ranking=RANKING) if model else []  # before any transaction: it is a network call
     with db.session() as session:
         rows = _vectors_of(session, model) if vectors else []
-    ranked = _by_vector(rows, vectors[0], platform) if vectors else []
+    # Among equally close ones, the same platform and then the newest win.
+    ranked = rank_by_vector(((r.id, r.embedding, (r.platform == platform, r.replied_at)) for r in rows), vectors[0], MIN_SIMILARITY) if vectors else []
     with db.session() as session:
         # Rows the vectors cannot rank (none, or another model's) are ranked by full text.
-        ranked += _by_text(session, mention_text, platform, _brand_words(settings), without_vector_of=model if vectors else None)
+        ranked += _by_text(session, mention_text, platform, brand_words(settings), without_vector_of=model if vectors else None)
         return _load(session, ranked, k)
 
 
@@ -239,43 +215,11 @@ def _vectors_of(session: Session, model: str) -> list:
     ).all()
 
 
-def _by_vector(rows: list, query: list[float], platform: str) -> list[tuple[int, float]]:
-    """Cosine similarity (the vectors are unit length, so a dot product), closest first."""
-    scored = []
-    for row in rows:
-        vector = unpack(row.embedding)
-        if len(vector) != len(query):
-            continue
-        score = sum(a * b for a, b in zip(query, vector))
-        if score >= MIN_SIMILARITY:
-            scored.append((score, row.platform == platform, row.replied_at, row.id))
-    scored.sort(reverse=True)
-    return [(example_id, score) for score, _, _, example_id in scored]
-
-
 def _by_text(session: Session, mention_text: str, platform: str, ignore: set[str], *, without_vector_of: str | None) -> list[tuple[int, float]]:
-    terms = query_terms(mention_text, ignore)
-    if not terms:
-        return []
-    params = {"platform": platform, "model": without_vector_of or "", "limit": 50}
-    skip_vectors = "AND (e.embedding_model IS NULL OR e.embedding_model != :model)" if without_vector_of else ""
-    if session.get_bind().dialect.name == "postgresql":
-        params["query"] = " | ".join(terms)
-        sql = f"""
-            SELECT e.id, ts_rank(to_tsvector('english', e.mention_text), q) AS score
-            FROM examples e, to_tsquery('english', :query) q
-            WHERE to_tsvector('english', e.mention_text) @@ q {skip_vectors}
-            ORDER BY score DESC, (e.platform = :platform) DESC, e.replied_at DESC
-            LIMIT :limit"""
-    else:
-        params["query"] = " OR ".join(f'"{term}"' for term in terms)
-        sql = f"""
-            SELECT e.id, -bm25(examples_fts) AS score
-            FROM examples_fts JOIN examples e ON e.id = examples_fts.rowid
-            WHERE examples_fts MATCH :query {skip_vectors}
-            ORDER BY score DESC, (e.platform = :platform) DESC, e.replied_at DESC
-            LIMIT :limit"""
-    return [(row.id, float(row.score)) for row in session.execute(text(sql), params)]
+    skip_vectors = "AND (t.embedding_model IS NULL OR t.embedding_model != :model)" if without_vector_of else ""
+    return rank_by_text(session, TEXT_INDEX, query_terms(mention_text, ignore), where=skip_vectors,
+                        order=", (t.platform = :platform) DESC, t.replied_at DESC",
+                        params={"platform": platform, "model": without_vector_of or ""})
 
 
 def _load(session: Session, ranked: list[tuple[int, float]], k: int) -> list[ApprovedExample]:
@@ -296,22 +240,6 @@ def _load(session: Session, ranked: list[tuple[int, float]], k: int) -> list[App
         if len(found) == k:
             break
     return found
-
-
-def query_terms(mention_text: str, ignore: set[str] = frozenset()) -> list[str]:
-    """The words that say what a mention is about: no links, handles, stop words or brand names."""
-    cleaned = _HANDLE.sub(" ", _URL.sub(" ", mention_text))
-    terms = []
-    for word in _WORD.findall(cleaned.lower()):
-        if len(word) > 1 and not word.isdigit() and word not in STOPWORDS and word not in ignore and word not in terms:
-            terms.append(word)
-    return terms[:MAX_QUERY_TERMS]
-
-
-def _brand_words(settings) -> set[str]:
-    """Every mention names the brand, so its name says nothing about what a mention is about."""
-    names = [settings.brand_name or "", *settings.brand_keywords]
-    return {word for name in names for word in _WORD.findall(name.lower())}
 
 
 # ---- the prompt --------------------------------------------------------------
@@ -379,19 +307,3 @@ def levenshtein(a: str, b: str) -> int:
     differ everywhere, where a pure-Python dynamic programme took ~28 s on 5,000 characters.
     """
     return Levenshtein.distance(a, b)
-
-
-# ---- vectors -------------------------------------------------------------------
-
-
-def unit(vector: list[float]) -> list[float]:
-    norm = math.sqrt(sum(v * v for v in vector)) or 1.0
-    return [v / norm for v in vector]
-
-
-def pack(vector: list[float]) -> bytes:
-    return struct.pack(f"<{len(vector)}f", *vector)
-
-
-def unpack(blob: bytes) -> tuple[float, ...]:
-    return struct.unpack(f"<{len(blob) // 4}f", blob)

@@ -103,3 +103,18 @@ def _trim(written: str) -> str:
         else:
             break
     return written
+
+
+_TRACKING = re.compile(r"^(?:utm_[a-z]+|ref|clk|cid|linkid)=", re.I)
+
+
+def page_key(url: str) -> str:
+    """What makes two addresses the same page: the address without scheme, ``www.``, fragment,
+    tracking parameters (``utm_…``) or trailing slash, in lower case."""
+    try:
+        parsed = ada_url.URL(url if re.match(r"[a-z][a-z0-9+.\-]*:", url, re.I) else "https://" + url)
+    except ValueError:
+        return url.strip().lower()
+    query = "&".join(p for p in parsed.search.removeprefix("?").split("&") if p and not _TRACKING.match(p))
+    host = parsed.hostname.lower().rstrip(".").removeprefix("www.")
+    return (host + parsed.pathname.rstrip("/") + ("?" + query if query else "")).lower()

@@ -18,6 +18,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 import pytest
 from sqlalchemy import create_engine, text
 
+import bot.knowledge.models  # noqa: F401 - its tables are emptied between tests like the others
 from bot.config import load_settings
 from bot.db import migrate, normalise_url
 from bot.models import Base

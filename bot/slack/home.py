@@ -8,6 +8,7 @@ from datetime import datetime
 from slack_sdk.errors import SlackClientError
 
 from bot import stats
+from bot.knowledge import store as knowledge
 from bot.models import utcnow
 from bot.services import Services
 from bot.slack import views
@@ -22,7 +23,8 @@ def home_view(services: Services, *, now: datetime) -> dict:
 
     labels = [p.label for p in services.platforms.values()]
     return views.home_view(services.settings, labels, today, now=now, arrive=ingest_lines(services, now),
-                           link=lambda channel, ts: permalink(services.slack_client, channel, ts))
+                           link=lambda channel, ts: permalink(services.slack_client, channel, ts),
+                           knowledge=knowledge.status(services.db))
 
 
 def publish_home(services: Services, user: str, *, now: datetime | None = None) -> None:

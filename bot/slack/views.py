@@ -12,6 +12,7 @@ from datetime import datetime
 from bot import business_hours
 from bot.backlog import URGENCIES, CardQueue
 from bot.examples import DailyQuality
+from bot.knowledge.store import Status as KnowledgeStatus
 from bot.models import Conversation, DismissReason
 from bot.platforms.formats import label
 from bot.slack.format import context as _context
@@ -103,7 +104,7 @@ def queue_message(text: str) -> dict:
 
 
 def home_view(settings, platform_labels: list[str], today: Today, *, now: datetime, arrive: dict[str, str] | None = None,
-              link: Link = no_link) -> dict:
+              link: Link = no_link, knowledge: KnowledgeStatus | None = None) -> dict:
     """The Home tab; ``arrive`` says per platform how its mentions arrive (streamed or polled)."""
     blocks: list[dict] = [
         header("Conversant"),
@@ -117,7 +118,7 @@ def home_view(settings, platform_labels: list[str], today: Today, *, now: dateti
         {"type": "divider"},
         _section("*Today so far*\n" + figures_summary(today.figures) + "\n" + quality_line(today.quality)),
         {"type": "divider"},
-        _section("*Configuration in force*\n" + _configuration(settings, platform_labels, arrive or {}, today.paused)),
+        _section("*Configuration in force*\n" + _configuration(settings, platform_labels, arrive or {}, today.paused, knowledge)),
         _context("Use `/conversant status | pause | resume | digest | help` in any channel."),
     ]
     return {"type": "home", "blocks": fit_blocks(blocks, MODAL_BLOCKS)}
@@ -142,7 +143,7 @@ def _queue_blocks(waiting: list[Conversation], now: datetime, link: Link) -> lis
     return [_section(fit_lines(lines, SECTION_TEXT, hidden=len(waiting) - len(lines)))]
 
 
-def _configuration(s, platform_labels: list[str], arrive: dict[str, str], pause) -> str:
+def _configuration(s, platform_labels: list[str], arrive: dict[str, str], pause, knowledge: KnowledgeStatus | None = None) -> str:
     oncall = mention_list(s.slack_oncall) or "nobody (set SLACK_ONCALL)"
     return "\n".join([
         f"• Platforms: {', '.join(platform_labels) or 'none enabled'}",
@@ -153,7 +154,14 @@ def _configuration(s, platform_labels: list[str], arrive: dict[str, str], pause)
         f"• Daily digest: {s.digest_time:%H:%M} {s.digest_timezone.key} in <#{s.digest_channel}>",
         f"• Review channel: <#{s.slack_review_channel}>",
         f"• State: {'paused' if pause else 'running'}",
+        f"• Help articles: {_knowledge_line(knowledge)}",
     ])
+
+
+def _knowledge_line(knowledge: KnowledgeStatus | None) -> str:
+    if knowledge is None or not knowledge.articles:
+        return "none imported, so drafts are not grounded in them (`conversant knowledge import PATH`)"
+    return f"{knowledge.articles}, last imported {slack_time(knowledge.last_import)}" if knowledge.last_import else str(knowledge.articles)
 
 
 # -- the digest -------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ BOT = Path(__file__).resolve().parents[2] / "bot"
 DOMAIN = (
     "bot.models", "bot.db", "bot.config", "bot.text", "bot.business_hours", "bot.platforms", "bot.ingest",
     "bot.threads", "bot.bursts", "bot.llm", "bot.context", "bot.draft", "bot.examples", "bot.policy",
-    "bot.decision", "bot.outbox", "bot.backlog", "bot.stats", "bot.redraft", "bot.evaluation",
+    "bot.decision", "bot.outbox", "bot.backlog", "bot.stats", "bot.redraft", "bot.evaluation", "bot.similarity", "bot.knowledge",
 )
 # What only the application layer may import: Slack, the use cases, the cycle, the jobs.
 ABOVE_THE_DOMAIN = ("bot.slack", "bot.flows", "bot.pipeline", "bot.jobs", "bot.cli", "bot.demo")
