@@ -441,8 +441,14 @@ def load_rubric(settings: Settings) -> Rubric:
     return Rubric(text=text, criteria=criteria)
 
 
+JUDGE_REASON_CHARS = 150  # one short sentence; five of them and the summary fit well within OPENAI_MAX_TOKENS
+
+
 def judge_schema(rubric: Rubric) -> dict:
+    """Exactly one entry per criterion and short reasons: with structured output the server
+    cannot generate past these bounds, so a looping judge ends instead of filling max_tokens."""
     score = {"type": "integer", "enum": [1, 2, 3, 4, 5]}
+    reason = {"type": "string", "maxLength": JUDGE_REASON_CHARS}
     return {
         "type": "object",
         "additionalProperties": False,
@@ -450,16 +456,18 @@ def judge_schema(rubric: Rubric) -> dict:
         "properties": {
             "criteria": {
                 "type": "array",
+                "minItems": len(rubric.criteria),
+                "maxItems": len(rubric.criteria),
                 "items": {
                     "type": "object",
                     "additionalProperties": False,
                     "required": ["name", "score", "reason"],
                     "properties": {"name": {"type": "string", "enum": list(rubric.criteria)}, "score": score,
-                                   "reason": {"type": "string"}},
+                                   "reason": reason},
                 },
             },
             "overall": score,
-            "summary": {"type": "string", "description": "one sentence"},
+            "summary": {**reason, "description": "one sentence"},
         },
     }
 
