@@ -14,6 +14,7 @@ from sqlalchemy import update
 
 from bot import business_hours, policy
 from bot.knowledge import store as knowledge
+from bot.knowledge.grounding import offered_urls
 from bot.models import OPEN_ON_SLACK, Conversation, DismissReason, SnoozeFor, State, audit, transition, utcnow
 from bot.platforms.formats import PlatformFormat, format_for
 from bot.services import Services
@@ -52,6 +53,12 @@ def rules_for(services: Services, conversation: Conversation) -> policy.ReplyRul
     return policy.reply_rules(platform_format(services, conversation.platform), conversation, allowed)
 
 
+def draft_rules(services: Services, conversation: Conversation, grounding: dict | None) -> policy.ReplyRules:
+    """The rules for the model's draft: grounded in help articles (``grounding`` as kept on the
+    conversation), it may link one of the articles it was given and nothing else."""
+    return policy.with_article_links(rules_for(services, conversation), offered_urls(grounding))
+
+
 def approve(services: Services, conversation_id: int, user: str) -> Decision:
     """Approve the draft as it stands."""
     conversation = _load(services, conversation_id)
@@ -62,7 +69,7 @@ def approve(services: Services, conversation_id: int, user: str) -> Decision:
     if conversation.draft_stale:
         return Decision(Outcome.BLOCKED, "A newer message arrived in this thread, so this draft is out of date. "
                                          "Approve the newest turn's draft, or use Edit here.")
-    problems = policy.check(conversation.draft_text, rules_for(services, conversation))
+    problems = policy.check(conversation.draft_text, draft_rules(services, conversation, conversation.grounding))
     if problems:
         return Decision(Outcome.BLOCKED, "This draft can't be approved as written: " + " ".join(problems) + " Use Edit to fix it.")
     return _approve(services, conversation, user, conversation.draft_text, edited=False, from_states=(State.CARDED,))

@@ -11,6 +11,8 @@ from pathlib import Path
 from bot.config import ConfigError, Settings
 from bot.context import DraftContext
 from bot.examples import ApprovedExample, prompt_section
+from bot.knowledge.grounding import NO_MATCH, Grounding
+from bot.knowledge.grounding import RULES as KNOWLEDGE_RULES
 from bot.llm import Drafter, DraftUnavailable, Triage
 from bot.metrics import MODEL_LATENCY
 from bot.models import Conversation
@@ -25,6 +27,7 @@ class Prompts:
     system: str
     voice: str
     examples: str
+    brand: str = "the brand"
 
 
 def prompts_dir(settings: Settings) -> Path:
@@ -57,14 +60,18 @@ def load_prompts(settings: Settings) -> Prompts:
         system=texts["system.md"].replace("{brand}", brand),
         voice=texts["voice.md"].replace("{brand}", brand),
         examples=texts["examples.md"].replace("{brand}", brand),
+        brand=brand,
     )
 
 
 def build_messages(prompts: Prompts, conversation: Conversation, *, platform_label: str, limit: int,
-                   examples: Sequence[ApprovedExample] = (), context: DraftContext | None = None) -> list[dict]:
+                   examples: Sequence[ApprovedExample] = (), context: DraftContext | None = None,
+                   grounding: Grounding | None = None) -> list[dict]:
     """Stable instructions first (providers cache the prefix), then what varies per mention
-    (approved replies to similar mentions), the untrusted mention last."""
-    system = "\n\n".join(part.strip() for part in (prompts.system, prompts.voice, prompts.examples, prompt_section(list(examples))) if part.strip())
+    (approved replies to similar mentions), the untrusted mention last, with the help articles
+    found for it (``grounding``; None when there is no knowledge base)."""
+    rules = KNOWLEDGE_RULES.format(brand=prompts.brand) if grounding is not None else ""
+    system = "\n\n".join(part.strip() for part in (prompts.system, prompts.voice, prompts.examples, rules, prompt_section(list(examples))) if part.strip())
     mention = {
         "platform": platform_label,
         "author": {"handle": conversation.author_handle, "name": conversation.author_name},
@@ -75,8 +82,11 @@ def build_messages(prompts: Prompts, conversation: Conversation, *, platform_lab
         mention["in_reply_to"] = conversation.parent_text
     if context:
         mention.update(context.as_prompt_data())  # other people's words too: inside the untrusted block
+    if grounding is not None and grounding.offered:
+        mention["help_articles"] = grounding.prompt_articles()  # imported text: data, inside the block too
+    no_match = f"{NO_MATCH}\n" if grounding is not None and not grounding.offered else ""
     user = (
-        f"Draft a reply on {platform_label}; it must be at most {limit} characters.\n"
+        f"Draft a reply on {platform_label}; it must be at most {limit} characters.\n{no_match}"
         f"<untrusted_mention>\n{_json_block(mention)}\n</untrusted_mention>"
     )
     return [{"role": "system", "content": system}, {"role": "user", "content": user}]
@@ -100,10 +110,12 @@ class DraftOutcome:
 
 
 def make_draft(drafter: Drafter | None, prompts: Prompts, conversation: Conversation, *, platform_label: str, limit: int,
-               examples: Sequence[ApprovedExample] = (), context: DraftContext | None = None) -> DraftOutcome:
+               examples: Sequence[ApprovedExample] = (), context: DraftContext | None = None,
+               grounding: Grounding | None = None) -> DraftOutcome:
     if drafter is None:
         return DraftOutcome(None, "No model is configured (set OPENAI_API_KEY or OPENAI_BASE_URL).")
-    messages = build_messages(prompts, conversation, platform_label=platform_label, limit=limit, examples=examples, context=context)
+    messages = build_messages(prompts, conversation, platform_label=platform_label, limit=limit, examples=examples,
+                              context=context, grounding=grounding)
     try:
         with MODEL_LATENCY.time():
             return DraftOutcome(drafter.triage(messages, reply_max_chars=reply_cap(limit)), None)

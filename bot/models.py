@@ -160,6 +160,7 @@ class Conversation(Base):
     draft_error: Mapped[str | None] = mapped_column(Text)
     draft_model: Mapped[str | None] = mapped_column(String(255))  # the model that wrote draft_text, as its server names it
     policy_problems: Mapped[list] = mapped_column(JSON, default=list)
+    grounding: Mapped[dict | None] = mapped_column(JSON)  # the help articles the draft was grounded in (bot/knowledge/grounding.py)
 
     # turns: a follow-up in a thread we already hold is the next turn of its first conversation
     turn: Mapped[int | None] = mapped_column(Integer)  # 1 for the first, None until linked

@@ -22,6 +22,7 @@ from bot.context import gather as gather_context
 from bot.decision import rules_for
 from bot.draft import make_draft
 from bot.ingest import IngestReport, ingest
+from bot.knowledge.grounding import ground
 from bot.models import Conversation, PlatformStatus, State, get_pause, transition, utcnow
 from bot.platforms.base import PlatformError, RateLimited
 from bot.redraft import compose
@@ -255,10 +256,11 @@ def _draft_one(services: Services, conversation_id: int) -> State:
     with services.db.session() as session:
         conversation = session.get(Conversation, conversation_id)
         context = gather_context(session, conversation)
-    rules = rules_for(services, conversation)
     similar = examples.similar(services.db, services.drafter, services.settings, conversation.text, conversation.platform)
+    grounding = ground(services.db, services.drafter, services.settings, conversation, context) if services.drafter else None
+    rules = policy.with_article_links(rules_for(services, conversation), grounding.urls if grounding else None)
     outcome = make_draft(services.drafter, services.prompts, conversation, platform_label=rules.platform_label, limit=rules.limit,
-                         examples=similar, context=context)
+                         examples=similar, context=context, grounding=grounding)
     triage = outcome.triage
     if triage is None:
         values = {"draft_error": outcome.error}
@@ -273,7 +275,8 @@ def _draft_one(services: Services, conversation_id: int) -> State:
         }
         if triage.should_reply and triage.reply.strip():
             reply = compose(services, conversation, triage.reply.strip())
-            values.update(draft_text=reply, draft_model=triage.drafted_by or None, policy_problems=policy.check(reply, rules))
+            values.update(draft_text=reply, draft_model=triage.drafted_by or None, policy_problems=policy.check(reply, rules),
+                          grounding=grounding.record(reply) if grounding else None)
             target = State.DRAFTED
         elif triage.should_reply:
             values.update(draft_error="No draft: the model wanted to reply but wrote nothing.")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from bot import links
@@ -29,6 +29,8 @@ class ReplyRules:
     author_handle: str
     allowed_domains: tuple[str, ...]
     platform: str | None = None  # which bare domains and Markdown become links (bot.links.find)
+    # A draft grounded in help articles may link one of these and nothing else; None: the domain rule.
+    article_urls: tuple[str, ...] | None = None
 
 
 def reply_rules(platform_format: PlatformFormat, conversation: Conversation, allowed_domains: tuple[str, ...]) -> ReplyRules:
@@ -54,10 +56,7 @@ def check(text: str, rules: ReplyRules) -> list[str]:
     found = links.find(text, rules.platform)
     for written in sorted({link.written for link in found if link.host is None}):
         problems.append(f"Has a link that opens no web page on an allowed domain ({written[:80]}).")
-    allowed = {links.host_of(domain) for domain in rules.allowed_domains}
-    for domain in sorted({link.shown_host.removeprefix("www.") for link in found
-                          if link.host and not _allowed(link.host, allowed)}):
-        problems.append(f"Links to {domain}, which is not in BRAND_ALLOWED_DOMAINS.")
+    problems += _article_link_problems(found, rules.article_urls) if rules.article_urls is not None else _domain_problems(found, rules)
     pings = sorted({(m.group(1) or m.group(2)).lower() for m in MASS_PINGS.finditer(text)})
     if pings:
         problems.append(f"Pings everyone (@{', @'.join(pings)}).")
@@ -69,6 +68,28 @@ def check(text: str, rules: ReplyRules) -> list[str]:
     if others:
         problems.append(f"Mentions @{', @'.join(others)}; only the author (@{author}) may be mentioned.")
     return problems
+
+
+def _domain_problems(found: list[links.Link], rules: ReplyRules) -> list[str]:
+    allowed = {links.host_of(domain) for domain in rules.allowed_domains}
+    return [f"Links to {domain}, which is not in BRAND_ALLOWED_DOMAINS." for domain in
+            sorted({link.shown_host.removeprefix("www.") for link in found if link.host and not _allowed(link.host, allowed)})]
+
+
+def _article_link_problems(found: list[links.Link], article_urls: tuple[str, ...]) -> list[str]:
+    """A grounded draft links one of the articles it was given, or nothing: any other page may be invented."""
+    given = {links.page_key(url) for url in article_urls}
+    pages = {links.page_key(link.href): link.written for link in found if link.host and link.href}
+    problems = [f"Links to {written[:80]}, which is not one of the help articles found for this mention."
+                for key, written in sorted(pages.items()) if key not in given]
+    if len(pages) > 1:
+        problems.append(f"Links {len(pages)} pages; a draft may link one help article at most.")
+    return problems
+
+
+def with_article_links(rules: ReplyRules, article_urls: tuple[str, ...] | None) -> ReplyRules:
+    """The rules for a model's draft: when it was grounded, only the articles it was given may be linked."""
+    return rules if article_urls is None else replace(rules, article_urls=article_urls)
 
 
 def mentions(text: str) -> list[str]:

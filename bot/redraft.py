@@ -11,6 +11,7 @@ from bot.context import gather as gather_context
 from bot.draft import build_messages, reply_cap
 from bot.llm import DraftUnavailable
 from bot.decision import rules_for
+from bot.knowledge.grounding import ground
 from bot.models import Conversation, Direction, State, audit, transition
 from bot.services import Services
 
@@ -35,6 +36,20 @@ class RedraftResult:
 
 
 def redraft(services: Services, conversation_id: int, user: str, direction: Direction, custom: str = "") -> RedraftResult:
+    instruction = custom.strip()[:CUSTOM_LIMIT] if direction is Direction.CUSTOM else INSTRUCTIONS[direction]
+    if not instruction:
+        return RedraftResult(False, "Say how the draft should change.")
+    return _redraft(services, conversation_id, user, instruction, audit_detail=f"{direction.value}: {instruction}")
+
+
+def redraft_with_article(services: Services, conversation_id: int, user: str, article_id: int) -> RedraftResult:
+    """A new draft based on another of the help articles found for the mention (the card's menu)."""
+    return _redraft(services, conversation_id, user, "Base it on the help article you are given, and link it if it helps.",
+                    audit_detail=f"article {article_id}", article_id=article_id)
+
+
+def _redraft(services: Services, conversation_id: int, user: str, instruction: str, *, audit_detail: str,
+             article_id: int | None = None) -> RedraftResult:
     with services.db.session() as session:
         conversation = session.get(Conversation, conversation_id)
         context = gather_context(session, conversation) if conversation else None
@@ -42,11 +57,12 @@ def redraft(services: Services, conversation_id: int, user: str, direction: Dire
         return RedraftResult(False, "This conversation is no longer waiting for a reply, so there is nothing to redraft.")
     if services.drafter is None:
         return RedraftResult(False, "No model is configured, so Conversant can't redraft; use Edit to write the reply.")
-    instruction = custom.strip()[:CUSTOM_LIMIT] if direction is Direction.CUSTOM else INSTRUCTIONS[direction]
-    if not instruction:
-        return RedraftResult(False, "Say how the draft should change.")
-    rules = rules_for(services, conversation)
-    messages = build_messages(services.prompts, conversation, platform_label=rules.platform_label, limit=rules.limit, context=context)
+    grounding = ground(services.db, services.drafter, services.settings, conversation, context, choose=article_id)
+    if article_id is not None and (grounding is None or grounding.chosen != article_id):
+        return RedraftResult(False, "That help article is no longer in the knowledge base; the current draft is unchanged.")
+    rules = policy.with_article_links(rules_for(services, conversation), grounding.urls if grounding else None)
+    messages = build_messages(services.prompts, conversation, platform_label=rules.platform_label, limit=rules.limit,
+                              context=context, grounding=grounding)
     current = conversation.draft_text or "(there is no draft yet)"
     # From the team, so trusted: it goes in a system message, after the untrusted mention.
     messages.append({"role": "system", "content": f"The current draft is:\n{current}\n\nWrite a new draft. {instruction}"})
@@ -60,9 +76,9 @@ def redraft(services: Services, conversation_id: int, user: str, direction: Dire
     text = compose(services, conversation, triage.reply.strip())
     with services.db.session() as session:
         won = transition(session, conversation_id, State.CARDED, State.CARDED, draft_text=text, draft_error=None, draft_model=triage.drafted_by or None,
-                         policy_problems=policy.check(text, rules))
+                         policy_problems=policy.check(text, rules), grounding=grounding.record(text) if grounding else None)
         if won:
-            audit(session, conversation_id, user, "redrafted", f"{direction.value}: {instruction}")
+            audit(session, conversation_id, user, "redrafted", audit_detail)
     if not won:
         return RedraftResult(False, "Someone decided on this conversation meanwhile; the draft was not replaced.")
     return RedraftResult(True)

@@ -2,7 +2,7 @@
 from types import SimpleNamespace
 
 from bot.platforms.formats import BLUESKY, X
-from bot.policy import check, reply_rules
+from bot.policy import check, reply_rules, with_article_links
 
 ALICE = SimpleNamespace(author_handle="alice.test")
 
@@ -38,3 +38,17 @@ def test_a_draft_with_hidden_characters_is_flagged_but_emoji_and_persian_joiners
         "Has invisible or direction-changing characters (U+202E); retype the reply without them."]
     assert check("Sorry\u200b\u2066 about that", rules())[0].startswith("Has invisible or direction-changing characters (U+200B, U+2066)")
     assert check("Welcome, family 👩\u200d👩\u200d👧 and می\u200cخواهم", rules()) == []
+
+
+def test_a_grounded_draft_may_link_one_of_its_articles_as_a_browser_reads_it_and_nothing_else():
+    grounded = with_article_links(rules(), ("https://help.brand.example/Export-PDF?utm_source=x",))
+    assert check("See https://www.help.brand.example/export-pdf/ for the steps", grounded) == []
+    assert check("No link at all", grounded) == []
+    assert check("See https://help.brand.example/export-pdf.evil.example/a", grounded) == [
+        "Links to https://help.brand.example/export-pdf.evil.example/a, which is not one of the help articles found for this mention."]
+    on_x = with_article_links(rules(X), ("https://help.brand.com/export-pdf",))
+    assert check("See help.brand.com/other and https://help.brand.com/export-pdf", on_x) == [  # X links bare domains
+        "Links to help.brand.com/other, which is not one of the help articles found for this mention.",
+        "Links 2 pages; a draft may link one help article at most."]
+    assert check("See https://help.brand.example/export-pdf", with_article_links(rules(), ())) != []  # nothing matched: no link
+    assert with_article_links(rules(), None) == rules()  # not grounded: the domain rule
