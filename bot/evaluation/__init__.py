@@ -51,7 +51,6 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Literal
 
-import regex
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from bot import policy
@@ -59,15 +58,7 @@ from bot.config import Settings
 from bot.draft import load_prompts, make_draft, prompts_dir
 from bot.llm import Drafter, DraftUnavailable
 from bot.models import Conversation
-from bot.platforms.mastodon import (
-    DEFAULT_MAX_CHARACTERS,
-    DEFAULT_URL_CHARACTERS,
-    MENTION_RE,
-    URL_RE,
-)
-from bot.platforms.x_text import LIMIT as X_LIMIT
-from bot.platforms.x_text import weighted_length
-from bot.text import grapheme_count
+from bot.platforms.formats import PlatformFormat, format_for
 
 CHECKS = ("within_limit", "policy", "addresses_author", "asks_back", "language", "no_hype")
 CHECK_LABELS = {
@@ -129,38 +120,6 @@ def load_file(path: str | Path) -> EvalFile:
 
 
 # ---- platforms without credentials ------------------------------------------------
-
-
-@dataclass(frozen=True)
-class PlatformRules:
-    label: str
-    limit: int
-    length: Callable[[str], int]
-
-
-def _mastodon_length(text: str) -> int:
-    """Mastodon's default counting (``MastodonPlatform.text_length`` without an instance to ask)."""
-    countable = URL_RE.sub("x" * DEFAULT_URL_CHARACTERS, text)
-    countable = MENTION_RE.sub(lambda match: "@" + match.group(1), countable)
-    return len(regex.findall(r"\X", countable))
-
-
-PLATFORMS = {
-    "bluesky": PlatformRules("Bluesky", 300, grapheme_count),
-    "mastodon": PlatformRules("Mastodon", DEFAULT_MAX_CHARACTERS, _mastodon_length),
-    "x": PlatformRules("X", X_LIMIT, weighted_length),
-    "reddit": PlatformRules("Reddit", 10_000, len),
-}
-
-
-def compose(platform: str, author: str, text: str) -> str:
-    """The reply as it would be posted: Mastodon starts it with ``@author`` (see ``MastodonPlatform.compose_reply``)."""
-    if platform != "mastodon":
-        return text
-    handle = "@" + author.lstrip("@")
-    if regex.match(rf"{regex.escape(handle)}(?![\w@-]|\.\w)", text, regex.I):
-        return text
-    return f"{handle} {text}"
 
 
 # ---- the checks ------------------------------------------------------------------
@@ -242,7 +201,7 @@ def addresses_author(draft: str, mention: SampleMention, language: str | None) -
     """(verdict, why) as defined in the module docstring."""
     body = draft
     if mention.platform == "mastodon":  # the @author prefix is added for everyone; it says nothing here
-        body = compose(mention.platform, mention.author, draft).removeprefix("@" + mention.author.lstrip("@")).strip()
+        body = format_for(mention.platform).compose(draft, mention.author).removeprefix("@" + mention.author.lstrip("@")).strip()
     if THIRD_PERSON.search(body):
         return False, f"talks about the author in the third person ({THIRD_PERSON.search(body).group(0)!r})"
     handle = mention.author.lstrip("@").lower()
@@ -366,7 +325,7 @@ def run_eval(settings: Settings, sample: EvalFile, *, judge: bool = False, judge
 
 
 def _draft_and_check(drafter: Drafter, prompts, settings: Settings, mention: SampleMention) -> DraftResult:
-    rules = PLATFORMS[mention.platform]
+    rules = format_for(mention.platform)
     expected = mention.lang or detect_language(mention.text)
     result = DraftResult(id=mention.id, platform=mention.platform, author=mention.author, text=mention.text,
                          expected_language=expected, question=is_question(mention), expect_reply=mention.expect_reply,
@@ -386,13 +345,13 @@ def _draft_and_check(drafter: Drafter, prompts, settings: Settings, mention: Sam
     if not triage.reply.strip():
         result.error = "the model wanted to reply but wrote nothing"
         return result
-    draft = compose(mention.platform, mention.author, triage.reply.strip())
+    draft = rules.compose(triage.reply.strip(), mention.author)
     result.draft = draft
     _check(result, draft, mention, rules, settings)
     return result
 
 
-def _check(result: DraftResult, draft: str, mention: SampleMention, rules: PlatformRules, settings: Settings) -> None:
+def _check(result: DraftResult, draft: str, mention: SampleMention, rules: PlatformFormat, settings: Settings) -> None:
     result.length = rules.length(draft)
     result.checks["within_limit"] = result.length <= rules.limit
     if not result.checks["within_limit"]:
@@ -502,7 +461,7 @@ def _data(value) -> str:
 
 
 def _judge(drafter: Drafter, rubric: Rubric, model: str, result: DraftResult) -> None:
-    rules = PLATFORMS[result.platform]
+    rules = format_for(result.platform)
     case = {"platform": rules.label, "limit": rules.limit, "mention": {"author": result.author, "text": result.text}}
     messages = [
         {"role": "system", "content": rubric.text.strip() + "\n\nAnswer only with the JSON object the schema asks for: "

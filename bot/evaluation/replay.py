@@ -59,9 +59,10 @@ from bot import links, policy
 from bot.config import Settings
 from bot.context import DraftContext, Turn
 from bot.draft import Prompts, load_prompts, make_draft, prompts_dir
-from bot.evaluation import LINKS, PLATFORMS, EvalFileError, asks_back, detect_language
+from bot.evaluation import LINKS, EvalFileError, asks_back, detect_language
 from bot.llm import Drafter, DraftUnavailable
 from bot.models import Conversation
+from bot.platforms.formats import format_for
 
 SEED = 11
 PLATFORM = "x"  # the conversations happened on X (Twitter)
@@ -326,7 +327,7 @@ def _clip(text: str, size: int = 100) -> str:
 
 
 def _replay(drafter: Drafter, settings: Settings, prompts: Prompts, brand: Brand, case: Case) -> ReplayResult:
-    rules = PLATFORMS[PLATFORM]
+    rules = format_for(PLATFORM)
     agent = strip_handles(case.agent_reply)
     result = ReplayResult(id=case.id, account=case.account, brand=brand.name, turn=case.turn,
                           customer_text=case.conversation.text, agent_reply=case.agent_reply,
