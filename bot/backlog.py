@@ -19,7 +19,7 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import case, delete, func, select, update
+from sqlalchemy import case, delete, func, or_, select, update
 
 from bot.db import Database
 from bot.models import AppState, Conversation, State, audit, insert_state, transition, utcnow
@@ -31,6 +31,8 @@ READY = (State.DRAFTED, State.DRAFT_FAILED)  # waiting only for a card
 COMING = (State.NEW, State.DRAFTING)  # still being checked and drafted
 URGENCIES = ("high", "normal", "low")
 ABANDONED = timedelta(minutes=5)  # a claim on the status message this old, never posted, is taken over
+REFUSED_RETRY = timedelta(minutes=1)  # a refused card is tried again after this, doubling each time
+REFUSED_RETRY_MAX = timedelta(hours=1)
 
 
 @dataclass(frozen=True)
@@ -92,7 +94,8 @@ def ready_ids(db: Database, *, limit: int, solo: bool = True) -> list[int]:
 def ids_in(db: Database, *states: State, limit: int, solo: bool = False) -> list[int]:
     """Conversations in ``states``, most urgent and oldest first; ``solo``: not part of a burst."""
     urgency_first = case((Conversation.urgency == "high", 0), (Conversation.urgency == "normal", 1), else_=2)
-    query = select(Conversation.id).where(Conversation.state.in_([s.value for s in states]))
+    query = select(Conversation.id).where(Conversation.state.in_([s.value for s in states]),
+                                          or_(Conversation.card_retry_at.is_(None), Conversation.card_retry_at <= utcnow()))
     if solo:
         query = query.where(Conversation.burst_id.is_(None))
     with db.session() as session:
@@ -100,25 +103,64 @@ def ids_in(db: Database, *states: State, limit: int, solo: bool = False) -> list
 
 
 def claim_for_card(db: Database, conversation_id: int) -> Conversation | None:
-    """Take a ready conversation for its card (drafted → carded); None when another process has it."""
+    """Take a ready conversation for its card (drafted → carded); None when another process has it.
+
+    ``card_unconfirmed_at`` marks the post as under way until its outcome is recorded; an earlier
+    mark still there (a crash, a timeout) is kept: see ``may_be_on_slack``."""
+    now = utcnow()
     with db.session() as session:
-        if not transition(session, conversation_id, READY, State.CARDED, carding_since=utcnow()):
+        if not transition(session, conversation_id, READY, State.CARDED, carding_since=now,
+                          card_unconfirmed_at=func.coalesce(Conversation.card_unconfirmed_at, now)):
             return None
         return session.get(Conversation, conversation_id)
 
 
-def release_card(db: Database, conversation: Conversation) -> None:
-    """Slack refused the card: the conversation is ready again."""
+def may_be_on_slack(conversation: Conversation) -> bool:
+    """An earlier post of this card got no answer (the process died, Slack timed out): Slack may
+    hold it though the database does not, so look before posting again."""
+    return conversation.card_unconfirmed_at is not None and conversation.card_unconfirmed_at < conversation.carding_since
+
+
+def release_card(db: Database, conversation: Conversation, *, unconfirmed: bool = False) -> None:
+    """The card did not go out (Slack failing, not this card): the conversation is ready again.
+    ``unconfirmed``: Slack did not answer, so it may have stored the card; the mark stays."""
     with db.session() as session:
-        previous = State.DRAFTED if conversation.draft_text else State.DRAFT_FAILED
-        transition(session, conversation.id, State.CARDED, previous, carding_since=None)
+        values = {} if unconfirmed else {"card_unconfirmed_at": None}
+        transition(session, conversation.id, State.CARDED, _ready_state(conversation), carding_since=None, **values)
 
 
-def carded(db: Database, conversation_id: int, channel: str, ts: str, *, thread_ts: str | None) -> None:
+def card_refused(db: Database, conversation: Conversation, reason: str) -> datetime:
+    """Slack refused this card: record its reason, and make it ready again after a wait that
+    doubles with each refusal (a short card is used from now on); returns when."""
+    failures = (conversation.card_failures or 0) + 1
+    retry_at = utcnow() + min(REFUSED_RETRY * 2 ** (failures - 1), REFUSED_RETRY_MAX)
+    with db.session() as session:
+        transition(session, conversation.id, State.CARDED, _ready_state(conversation), carding_since=None,
+                   card_unconfirmed_at=None, card_error=reason[:255], card_failures=failures, card_retry_at=retry_at)
+        audit(session, conversation.id, "conversant", "card_refused", reason)
+    return retry_at
+
+
+def update_refused(db: Database, conversation_id: int, reason: str) -> None:
+    """Slack refused to update a card in place: it is shown as a short card from now on."""
+    with db.session() as session:
+        session.execute(update(Conversation).where(Conversation.id == conversation_id)
+                        .values(card_error=reason[:255], card_failures=Conversation.card_failures + 1)
+                        .execution_options(synchronize_session=False))
+        audit(session, conversation_id, "conversant", "card_refused", reason)
+
+
+def _ready_state(conversation: Conversation) -> State:
+    return State.DRAFTED if conversation.draft_text else State.DRAFT_FAILED
+
+
+def carded(db: Database, conversation_id: int, channel: str, ts: str, *, thread_ts: str | None, found: bool = False) -> None:
+    """The card is on Slack (``found``: an earlier post, found in the channel's history)."""
     with db.session() as session:
         stored = session.get(Conversation, conversation_id)
         stored.slack_channel, stored.slack_ts, stored.slack_thread_ts = channel, ts, thread_ts
-        audit(session, conversation_id, "conversant", "carded", f"{channel}/{ts}")
+        stored.card_unconfirmed_at = stored.card_retry_at = None
+        audit(session, conversation_id, "conversant", "card_found" if found else "carded", f"{channel}/{ts}")
 
 
 # -- where the status message lives -----------------------------------------------------------

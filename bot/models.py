@@ -173,6 +173,10 @@ class Conversation(Base):
     slack_ts: Mapped[str | None] = mapped_column(String(32))
     slack_thread_ts: Mapped[str | None] = mapped_column(String(32))  # set when the card is a turn in another card's thread
     carding_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    card_error: Mapped[str | None] = mapped_column(String(255))  # Slack's reason for refusing the card; then a short card is used
+    card_failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # refusals so far
+    card_retry_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # a refused card is not tried again before
+    card_unconfirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # a post of unknown outcome began then
     checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # last look at the thread on the platform
 
     # the decision and the reply

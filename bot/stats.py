@@ -240,6 +240,32 @@ def queue(db: Database, settings) -> CardQueue:
 
 
 @dataclass(frozen=True)
+class RefusedCards:
+    """Open conversations whose full card Slack refused (see ``backlog.card_refused``)."""
+
+    shortened: int = 0  # on Slack as a short card
+    retrying: int = 0  # not on Slack yet: tried again soon
+    reasons: dict[str, int] = field(default_factory=dict)  # Slack's reasons, e.g. {"invalid_blocks": 2}
+
+    @property
+    def total(self) -> int:
+        return self.shortened + self.retrying
+
+
+def refused_cards(db: Database) -> RefusedCards:
+    ready = {State.DRAFTED.value, State.DRAFT_FAILED.value}
+    with db.session() as session:
+        rows = session.execute(
+            select(Conversation.state, Conversation.slack_ts, Conversation.card_error)
+            .where(Conversation.card_error.is_not(None),
+                   Conversation.state.in_([*ready, *(s.value for s in OPEN_ON_SLACK)]))
+        ).all()
+    retrying = sum(1 for state, ts, _ in rows if state in ready)
+    shortened = sum(1 for state, ts, _ in rows if state not in ready and ts)
+    return RefusedCards(shortened, retrying, dict(Counter(reason for *_, reason in rows)))
+
+
+@dataclass(frozen=True)
 class Today:
     """What the Home tab shows: today's figures, the drafts' quality, the queue, the open cards."""
 
@@ -248,6 +274,7 @@ class Today:
     queue: CardQueue
     waiting: list  # open cards on Slack, oldest first
     paused: Pause | None
+    refused: RefusedCards = RefusedCards()
 
 
 def today(db: Database, settings, *, now: datetime) -> Today:
@@ -259,4 +286,5 @@ def today(db: Database, settings, *, now: datetime) -> Today:
             .where(Conversation.state.in_([s.value for s in OPEN_ON_SLACK]), Conversation.slack_ts.is_not(None))
             .order_by(Conversation.posted_at)
         ))
-    return Today(compute(db, settings, start=start, end=now), quality(db, start, now), queue(db, settings), waiting, paused)
+    return Today(compute(db, settings, start=start, end=now), quality(db, start, now), queue(db, settings), waiting, paused,
+                 refused_cards(db))

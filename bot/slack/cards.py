@@ -51,14 +51,15 @@ class CardFacts:
 def review_card(conversation: Conversation, facts: CardFacts) -> dict:
     """The card's ``text`` (notification fallback) and ``blocks`` for its current state."""
     c = conversation
-    who = f"*{escape(c.author_name)}* (@{escape(c.author_handle)})" if c.author_name else f"*@{escape(c.author_handle)}*"
+    if c.card_error:  # Slack refused the full card: it stays short from then on
+        return short_card(c, facts, buttons=c.card_failures < 2)
     blocks: list[dict] = []
     if facts.thread:
         latest = STATE_WORDS.get(facts.thread.latest_state, facts.thread.latest_state.replace("_", " "))
         blocks.append(_context(f":speech_balloon: Conversation with @{escape(c.author_handle)} · *{facts.thread.turns} turns* · latest: {latest} (see the thread)"))
     elif c.turn and c.turn > 1:
         blocks.append(_context(f":speech_balloon: Turn {c.turn} of this conversation"))
-    blocks.append(_section(f"{who} {_reason_phrase(c.reason)} on *{facts.platform_label}* · {slack_time(c.posted_at, '{ago}')}"))
+    blocks.append(_section(_who_line(c, facts)))
     if c.parent_text:
         label = "Quoting" if c.reason == "quote" else "In reply to"
         blocks.append(_context(f"{label}:\n{quote(c.parent_text)}"))
@@ -72,6 +73,29 @@ def review_card(conversation: Conversation, facts: CardFacts) -> dict:
         blocks.append({"type": "actions", "block_id": f"conversation_{c.id}", "elements": actions})
     return {"text": f"{facts.platform_label} mention from @{escape(c.author_handle)}: {escape(c.text[:150])}",
             "blocks": fit_blocks(blocks, MESSAGE_BLOCKS)}
+
+
+def short_card(c: Conversation, facts: CardFacts, *, buttons: bool) -> dict:
+    """The card for a conversation whose full card Slack refused: who, where, a link to the post,
+    what happened to it, and (unless Slack refused those too) the buttons. No draft is shown, so
+    no Approve: *Edit* shows the draft before it is posted."""
+    blocks = [
+        _section(_who_line(c, facts)),
+        _context(f"<{c.url}|Open the post on {facts.platform_label}> to read it. Slack refused the full card "
+                 f"({escape(c.card_error or 'unknown reason')}), so this one is short."),
+        *_outcome_blocks(c, facts),
+    ]
+    if buttons:
+        blocks.extend(_attention_blocks(c))
+        actions = [b for b in _buttons(c) if b.get("action_id") != ActionId.APPROVE.value]
+        if actions:
+            blocks.append({"type": "actions", "block_id": f"conversation_{c.id}", "elements": actions})
+    return {"text": f"{facts.platform_label} mention from @{escape(c.author_handle)} (short card)", "blocks": blocks}
+
+
+def _who_line(c: Conversation, facts: CardFacts) -> str:
+    who = f"*{escape(c.author_name)}* (@{escape(c.author_handle)})" if c.author_name else f"*@{escape(c.author_handle)}*"
+    return f"{who} {_reason_phrase(c.reason)} on *{facts.platform_label}* · {slack_time(c.posted_at, '{ago}')}"
 
 
 STATE_WORDS = {

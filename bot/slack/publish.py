@@ -30,7 +30,32 @@ log = logging.getLogger(__name__)
 
 
 class CardPublishError(Exception):
-    """Slack did not take a card or notice; the message says what to fix."""
+    """Slack did not take a card or notice; the message says what to fix.
+
+    ``code`` is Slack's error (``invalid_blocks``), None when Slack did not answer; then
+    ``unknown`` is True: Slack may have stored the message all the same."""
+
+    def __init__(self, message: str, code: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+
+    @property
+    def refused(self) -> bool:
+        """Slack refused this message for what it holds: other messages still go out."""
+        return self.code in REFUSED_CONTENT
+
+    @property
+    def unknown(self) -> bool:
+        return self.code is None
+
+
+# chat.postMessage and chat.update errors about the message itself, not about Slack, the token
+# or the channel (docs.slack.dev/reference/methods/chat.postMessage#errors).
+REFUSED_CONTENT = frozenset({
+    "invalid_blocks", "invalid_blocks_format", "msg_too_long", "msg_blocks_too_long", "no_text",
+    "too_many_attachments", "invalid_attachments", "attachment_payload_limit_exceeded", "markdown_text_conflict",
+    "invalid_metadata_format", "invalid_metadata_schema", "metadata_too_large", "invalid_arguments",
+})
 
 
 _HINTS = {
@@ -173,6 +198,6 @@ class SlackPublisher:
         except SlackApiError as error:
             code = error.response.get("error", "unknown_error") if error.response is not None else "unknown_error"
             hint = _HINTS.get(code)
-            raise CardPublishError(f"Slack {method.replace('_', '.', 1)} failed: {code}" + (f" ({hint})" if hint else "")) from None
+            raise CardPublishError(f"Slack {method.replace('_', '.', 1)} failed: {code}" + (f" ({hint})" if hint else ""), code) from None
         except OSError as error:
             raise CardPublishError(f"Slack could not be reached for {method}: {type(error).__name__}") from None

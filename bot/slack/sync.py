@@ -6,6 +6,7 @@ Everything here reads the database and makes Slack show it (``chat.postMessage``
 """
 from __future__ import annotations
 
+import enum
 import logging
 
 from sqlalchemy import select
@@ -32,12 +33,18 @@ def card_for(services: Services, conversation: Conversation) -> dict:
     return review_card(conversation, CardFacts(rules.platform_label, rules.limit, length, thread))
 
 
-def post_card(services: Services, conversation_id: int) -> bool | None:
-    """Card one drafted conversation: True when posted, False when another process has it,
-    None when Slack refused (the conversation is ready again for a later try)."""
+class Carding(enum.Enum):
+    POSTED = "posted"
+    TAKEN = "taken"  # another process has it
+    REFUSED = "refused"  # Slack refused this card: recorded, tried again later as a short card
+    SLACK_FAILING = "slack failing"  # not this card: Slack, the token or the channel; no card goes out now
+
+
+def post_card(services: Services, conversation_id: int) -> Carding:
+    """Card one drafted conversation; whatever fails, it is ready again for a later try."""
     conversation = backlog.claim_for_card(services.db, conversation_id)
     if conversation is None:
-        return False
+        return Carding.TAKEN
     held = leases.for_services(services)
     held.hold([conversation_id])
     try:
@@ -46,33 +53,42 @@ def post_card(services: Services, conversation_id: int) -> bool | None:
         held.drop(conversation_id)
 
 
-def _post_claimed_card(services: Services, conversation: Conversation) -> bool | None:
+def _post_claimed_card(services: Services, conversation: Conversation) -> Carding:
     conversation_id = conversation.id
     with services.db.session() as session:
         anchor = threads.first_card(session, conversation)
+    channel, thread_ts = (anchor.slack_channel, anchor.slack_ts) if anchor else (None, None)
     try:
-        if anchor:
-            channel, ts = services.publisher.post(card_for(services, conversation), channel=anchor.slack_channel, thread_ts=anchor.slack_ts)
-        else:
-            channel, ts = services.publisher.post(card_for(services, conversation))
+        channel, ts = services.publisher.post(card_for(services, conversation), channel=channel, thread_ts=thread_ts)
     except CardPublishError as error:
+        if error.refused:
+            retry_at = backlog.card_refused(services.db, conversation, error.code)
+            log.error("conversation %s: Slack refused its card (%s); the other cards go on, and this one is tried "
+                      "again as a short card from %s", conversation_id, error.code, f"{retry_at:%H:%M:%S} UTC")
+            return Carding.REFUSED
         log.error("conversation %s: card not posted: %s", conversation_id, error)
-        backlog.release_card(services.db, conversation)
-        return None
-    backlog.carded(services.db, conversation_id, channel, ts, thread_ts=anchor.slack_ts if anchor else None)
+        backlog.release_card(services.db, conversation, unconfirmed=error.unknown)
+        return Carding.SLACK_FAILING
+    backlog.carded(services.db, conversation_id, channel, ts, thread_ts=thread_ts)
     if anchor:
         refresh_card(services, anchor.id)  # its header counts the turns
-    return True
+    return Carding.POSTED
 
 
 def post_next_card(services: Services) -> bool | None:
     """Card the most urgent ready conversation: True when one was carded, False when none is
-    ready, None when Slack refused."""
-    for conversation_id in backlog.ready_ids(services.db, limit=3):
-        outcome = post_card(services, conversation_id)
-        if outcome is not False:
-            return outcome
-    return False
+    ready, None when Slack is failing. A card Slack refuses is set aside (not tried again for a
+    while) and the next one is tried, so one bad card never holds up the others."""
+    while True:
+        ready = backlog.ready_ids(services.db, limit=3)
+        if not ready:
+            return False
+        for conversation_id in ready:
+            outcome = post_card(services, conversation_id)
+            if outcome is Carding.POSTED:
+                return True
+            if outcome is Carding.SLACK_FAILING:
+                return None
 
 
 def refresh_card(services: Services, conversation_id: int) -> None:
@@ -94,12 +110,25 @@ def refresh_card(services: Services, conversation_id: int) -> None:
         refresh_burst(services, anchor.burst_id)  # the thread hangs under a burst card
         anchor = None
     for card in (conversation, anchor):
-        if card is None or not card.slack_ts:
-            continue
+        if card is not None and card.slack_ts:
+            _update_card(services, card)
+
+
+def _update_card(services: Services, card: Conversation) -> None:
+    """Rewrite one card; one Slack refuses is recorded and rewritten as a short card."""
+    try:
+        services.publisher.update(card.slack_channel, card.slack_ts, card_for(services, card))
+    except CardPublishError as error:
+        log.error("conversation %s: could not update its card: %s", card.id, error)
+        if not error.refused or card.card_error:
+            return
+        backlog.update_refused(services.db, card.id, error.code)
+        with services.db.session() as session:
+            card = session.get(Conversation, card.id)
         try:
             services.publisher.update(card.slack_channel, card.slack_ts, card_for(services, card))
-        except CardPublishError as error:
-            log.error("conversation %s: could not update its card: %s", card.id, error)
+        except CardPublishError as again:
+            log.error("conversation %s: could not update its card, even as a short card: %s", card.id, again)
 
 
 def refresh_cards(services: Services, conversation_ids) -> None:

@@ -19,7 +19,7 @@ from bot.slack.format import context as _context
 from bot.slack.format import escape, field, header, human_duration, human_minutes, mention_list, slack_time, user
 from bot.slack.format import section as _section
 from bot.slack.limits import MESSAGE_BLOCKS, MODAL_BLOCKS, SECTION_TEXT, fit_blocks, fit_lines
-from bot.stats import COMPARE_DAYS, Digest, Figures, Today
+from bot.stats import COMPARE_DAYS, Digest, Figures, RefusedCards, Today
 
 Link = Callable[[str | None, str | None], str | None]
 GROUP_FROM = 3  # this many cards due at once get one message listing them
@@ -96,6 +96,15 @@ def queue_home_text(q: CardQueue) -> str:
             f"most urgent first, about {q.minutes_to_clear()} min to clear at {q.per_minute} cards a minute.")
 
 
+def refused_home_text(r: RefusedCards) -> str:
+    """How many cards Slack refused, for the Home tab: each is tried again as a short card."""
+    reasons = ", ".join(escape(reason) + (f" ×{n}" if n > 1 else "") for reason, n in sorted(r.reasons.items(), key=lambda kv: -kv[1]))
+    parts = [f"{r.shortened:,} shown as a short card" if r.shortened else "", f"{r.retrying:,} to be tried again shortly" if r.retrying else ""]
+    return (f":warning: *Slack refused {r.total:,} card{'s' if r.total != 1 else ''}* ({reasons}): "
+            f"{' and '.join(p for p in parts if p)}. A short card has the author, the link to the post and, "
+            "where Slack takes them, the buttons; the other cards are not held up.")
+
+
 def queue_message(text: str) -> dict:
     return {"text": text, "blocks": [_section(text)]}
 
@@ -114,6 +123,8 @@ def home_view(settings, platform_labels: list[str], today: Today, *, now: dateti
     ]
     blocks.extend(_queue_blocks(today.waiting, now, link))
     blocks.append(_context(queue_home_text(today.queue)))  # what is still on its way to a card
+    if today.refused.total:
+        blocks.append(_context(refused_home_text(today.refused)))
     blocks += [
         {"type": "divider"},
         _section("*Today so far*\n" + figures_summary(today.figures) + "\n" + quality_line(today.quality)),

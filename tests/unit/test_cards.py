@@ -77,3 +77,10 @@ def test_invisible_and_direction_changing_characters_show_on_the_card():
     everything = str(card)
     assert "\u202e" not in everything and "\u200b" not in everything and "\u2066" not in everything
     assert "refund[U+202E][U+200B] please" in everything and "Sorry[U+2066] to hear it" in everything
+
+
+def test_a_short_card_for_a_conversation_whose_full_card_slack_refused(snapshot):
+    card = review_card(conversation(card_error="invalid_blocks", card_failures=1), FACTS)
+    assert buttons(card) == ["Edit", "Dismiss"] and "Happy to help" not in str(card)  # no draft shown, so no Approve
+    snapshot("card_short", card)
+    assert buttons(review_card(conversation(card_error="invalid_blocks", card_failures=2), FACTS)) == []
