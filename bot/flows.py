@@ -62,12 +62,23 @@ def snooze(services: Services, conversation_id: int, user: str, choice: SnoozeFo
 def redraft(services: Services, conversation_id: int, user: str, direction: Direction, custom: str = "",
             channel: str | None = None) -> redrafting.RedraftResult:
     result = redrafting.redraft(services, conversation_id, user, direction, custom)
+    return _redrafted(services, conversation_id, user, channel, result)
+
+
+def _redrafted(services: Services, conversation_id: int, user: str, channel: str | None,
+               result: redrafting.RedraftResult) -> redrafting.RedraftResult:
     log.info("conversation %s: redraft by %s: %s", conversation_id, user, "done" if result.done else result.message)
     if result.done:
         sync.refresh_card(services, conversation_id)
     else:
         sync.tell(services, channel, user, result.message)
     return result
+
+
+def redraft_with_article(services: Services, conversation_id: int, user: str, article_id: int,
+                         channel: str | None = None) -> redrafting.RedraftResult:
+    result = redrafting.redraft_with_article(services, conversation_id, user, article_id)
+    return _redrafted(services, conversation_id, user, channel, result)
 
 
 def send(services: Services, conversation_id: int) -> State | None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from bot.knowledge.grounding import alternatives, based_on
 from bot.models import RECONCILE_AFTER, UNKNOWN_OUTCOME, Conversation, Direction, DismissReason, SnoozeFor, State
 from bot.slack.format import context as _context
 from bot.slack.format import escape, quote, slack_time
@@ -135,11 +136,30 @@ def _draft_blocks(c: Conversation, facts: CardFacts) -> list[dict]:
         elif c.policy_problems and _is_open(c):
             problems = "\n".join(f"• {escape(p)}" for p in c.policy_problems)
             blocks.append(_section(f":warning: *This draft can't be approved as written:*\n{problems}\nUse *Edit* to fix it."))
-        return blocks
+        return blocks + _source_blocks(c)
     if _is_open(c):
         reason = escape(c.draft_error or "No draft is available.")
         return [_section(f":pencil2: *No draft available.* {reason}\nUse *Edit* to write the reply.")]
     return []
+
+
+def _source_blocks(c: Conversation) -> list[dict]:
+    """The help article the draft is based on, and a menu to redraft with another one found."""
+    if c.grounding is None:
+        return []
+    source = based_on(c.grounding)
+    block = _section(f":books: Based on: <{_href(source['url'])}|{escape(source['title'])}>" if source else
+                     ":books: No help article matched well, so the draft says the team will look into it.")
+    others = alternatives(c.grounding)
+    if others and c.state == State.CARDED.value:
+        block["accessory"] = _menu(ActionId.REDRAFT_ARTICLE, "Use another article",
+                                   [(a["title"], conversation_value(c.id, article=a["id"])) for a in others])
+    return [block]
+
+
+def _href(url: str) -> str:
+    """A URL as Slack's <url|text> link syntax takes it: nothing in it may end the link."""
+    return url.replace("|", "%7C").replace("<", "%3C").replace(">", "%3E")
 
 
 def _unconfirmed(c: Conversation, facts: CardFacts) -> str:

@@ -43,6 +43,7 @@ def register(app: App, services: Services, approvers: Approvers) -> None:
     buttons = {
         ActionId.APPROVE: h.approve, ActionId.RETRY: h.retry, ActionId.EDIT: h.open_edit, ActionId.DISMISS: h.open_dismiss,
         ActionId.CLAIM: h.claim, ActionId.SNOOZE: h.snooze, ActionId.REDRAFT: h.redraft,
+        ActionId.REDRAFT_ARTICLE: h.redraft_article,
         ActionId.APPROVE_ALL: h.approve_all, ActionId.OPEN_EACH: h.open_each, ActionId.DISMISS_ALL: h.dismiss_all,
     }
     for action, work in buttons.items():
@@ -116,6 +117,10 @@ class Handlers:
             self._open_modal(client, body, click, flows.redraft_form(self.services, click.value.conversation, click.user, click.channel))
         else:
             flows.redraft(self.services, click.value.conversation, click.user, click.value.redraft, channel=click.channel)
+
+    def redraft_article(self, body: dict, client=None) -> None:
+        if (click := self._click(body)) and self._chose(click, click.value.article, "article"):
+            flows.redraft_with_article(self.services, click.value.conversation, click.user, click.value.article, channel=click.channel)
 
     def open_edit(self, body: dict, client) -> None:
         if click := self._click(body):

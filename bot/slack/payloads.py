@@ -24,6 +24,7 @@ class ActionId(str, enum.Enum):
     CLAIM = "conversant_claim"
     SNOOZE = "conversant_snooze"
     REDRAFT = "conversant_redraft"
+    REDRAFT_ARTICLE = "conversant_redraft_article"  # redraft with another help article found for the mention
     APPROVE_ALL = "conversant_burst_approve_all"
     OPEN_EACH = "conversant_burst_open_each"
     DISMISS_ALL = "conversant_burst_dismiss_all"
@@ -52,6 +53,7 @@ class ButtonValue(BaseModel):
     burst: PositiveInt | None = None
     snooze: SnoozeFor | None = None
     redraft: Direction | None = None
+    article: PositiveInt | None = None  # a help article (bot/knowledge) to redraft with
 
     def dump(self) -> str:
         return json.dumps(self.model_dump(mode="json", exclude_none=True))

@@ -3,6 +3,7 @@ the draft may link one of them and nothing else, and without a good match it say
 from __future__ import annotations
 
 import json
+from urllib.parse import parse_qs, urlencode
 
 from bot import decision
 from bot.knowledge import store
@@ -10,8 +11,11 @@ from bot.knowledge.grounding import NO_MATCH
 from bot.knowledge.sources import SourceArticle
 from bot.models import State
 from bot.pipeline import poll_once
-from tests.conftest import triage
+from bot.slack.payloads import ActionId
+from tests.conftest import SIGNING_SECRET, eventually, triage
+from tests.fakes.slack_requests import block_actions_body, post_signed
 from tests.scenario.test_conversation_turns import BlueskyThread, approve_and_send, last_brand_reply_id, turns
+from tests.scenario.test_redraft import choose
 from tests.support import card_buttons, card_text, carded_mention, load
 
 EXPORT = SourceArticle("https://help.brand.example/export-pdf", "Export your notes to PDF",
@@ -118,3 +122,61 @@ def test_without_a_knowledge_base_the_prompt_is_as_before(services, bluesky, mod
     request = model.chat_requests()[-1]
     assert "help articles" not in request["messages"][0]["content"] and NO_MATCH not in request["messages"][1]["content"]
     assert conversation.grounding is None and conversation.policy_problems == []
+
+
+def article_menu(card: dict) -> dict | None:
+    return next((b["accessory"] for b in card["blocks"]
+                 if b.get("accessory", {}).get("action_id") == ActionId.REDRAFT_ARTICLE.value), None)
+
+
+def pick(web: str, conversation, option: dict, user: str = "U_ALICE"):
+    """Choose an option of the card's article menu, as Slack sends a static_select choice."""
+    body = block_actions_body(user_id=user, action_id=ActionId.REDRAFT_ARTICLE.value, value="", message_ts=conversation.slack_ts)
+    payload = json.loads(parse_qs(body)["payload"][0])
+    payload["actions"][0] = {"type": "static_select", "action_id": ActionId.REDRAFT_ARTICLE.value, "block_id": "b",
+                             "action_ts": "1.2", "selected_option": option}
+    return post_signed(f"{web}/slack/events", urlencode({"payload": json.dumps(payload)}), SIGNING_SECRET)
+
+
+def test_the_card_says_which_article_the_draft_is_based_on_and_redrafts_with_another(services, web, slack, bluesky, model):
+    help_centre(services, EXPORT, SYNC, SourceArticle("https://help.brand.example/export-word", "Export your notes to Word",
+                                                      "Choose File, then Export as Word."))
+    conversation = carded_mention(services, bluesky, model, text="@brand.test how do I export my notes as a PDF?",
+                                  reply=f"From File, then Export as PDF: {EXPORT.url}")
+
+    card = slack.calls_to("chat.postMessage")[-1]
+    assert f":books: Based on: <{EXPORT.url}|{EXPORT.title}>" in card_text(card)
+    menu = article_menu(card)
+    assert [o["text"]["text"] for o in menu["options"]] == ["Export your notes to Word"]  # the other match; sync matched nothing
+
+    model.reply_with(triage("Choose File, then Export as Word: https://help.brand.example/export-word"))
+    assert pick(web, conversation, menu["options"][0])[0] == 200
+
+    redrafted = eventually(lambda: (c := load(services, conversation.id)).draft_text.startswith("Choose File") and c)
+    request = model.chat_requests()[-1]
+    assert [a["url"] for a in untrusted(request)["help_articles"]] == ["https://help.brand.example/export-word"]
+    assert redrafted.policy_problems == [] and redrafted.grounding["chosen"] == redrafted.grounding["based_on"]["id"]
+    card = eventually(lambda: slack.calls_to("chat.update"))[-1]
+    assert ":books: Based on: <https://help.brand.example/export-word|Export your notes to Word>" in card_text(card)
+    assert [o["text"]["text"] for o in article_menu(card)["options"]] == [EXPORT.title]
+
+    # a later redraft in a direction keeps the article the person chose
+    model.reply_with(triage(f"See {EXPORT.url}"))
+    choose(web, redrafted, "shorter")
+    eventually(lambda: load(services, conversation.id).draft_text == f"See {EXPORT.url}")
+    assert load(services, conversation.id).policy_problems == [
+        f"Links to {EXPORT.url}, which is not one of the help articles found for this mention."]
+
+
+def test_choosing_an_article_removed_since_changes_nothing_and_says_why(services, web, slack, bluesky, model):
+    help_centre(services)
+    conversation = carded_mention(services, bluesky, model, text="@brand.test export my notes to PDF, and sync my phone?",
+                                  reply="From File, then Export.")
+    menu = article_menu(slack.calls_to("chat.postMessage")[-1])
+    help_centre(services, EXPORT)  # the sync article is gone
+
+    pick(web, conversation, menu["options"][0])
+
+    told = eventually(lambda: slack.calls_to("chat.postEphemeral"))[-1]
+    assert "no longer in the knowledge base" in told["text"]
+    assert load(services, conversation.id).draft_text == "From File, then Export."
