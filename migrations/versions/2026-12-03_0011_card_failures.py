@@ -5,14 +5,14 @@ tried again later as a short card, and counted on Home, while the other cards go
 whose ``chat.postMessage`` had no answer (a crash, a timeout) is looked for in the channel's
 history before it is posted again.
 
-Revision ID: 0009
-Revises: 0008
+Revision ID: 0011
+Revises: 0010
 """
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0009"
-down_revision = "0008"
+revision = "0011"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 
