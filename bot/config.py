@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, field
-from datetime import time
+from datetime import time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -96,6 +96,10 @@ class Settings:
     @property
     def digest_channel(self) -> str | None:
         return self.slack_digest_channel or self.slack_review_channel
+
+    @property
+    def first_run_lookback(self) -> timedelta:
+        return timedelta(hours=self.first_run_lookback_hours)
 
     @property
     def model_configured(self) -> bool:

@@ -13,11 +13,11 @@ from datetime import datetime, timedelta
 from sqlalchemy import update
 
 from bot import business_hours, policy
-from bot.knowledge import store as knowledge
+from bot.config import Settings
+from bot.db import Database
 from bot.knowledge.grounding import offered_urls
 from bot.models import OPEN_ON_SLACK, Conversation, DismissReason, SnoozeFor, State, audit, transition, utcnow
-from bot.platforms.formats import PlatformFormat, format_for
-from bot.services import Services
+from bot.rulebook import Rulebook
 
 OPEN_STATES = [s.value for s in OPEN_ON_SLACK]
 
@@ -40,28 +40,9 @@ class Decision:
         return self.outcome is Outcome.DONE
 
 
-def platform_format(services: Services, name: str) -> PlatformFormat:
-    """The platform's facts as its adapter knows them (no network), else the defaults."""
-    platform = services.platforms.get(name)
-    return platform.format if platform is not None else format_for(name)
-
-
-def rules_for(services: Services, conversation: Conversation) -> policy.ReplyRules:
-    """The policy for a reply to ``conversation``: links may go to BRAND_ALLOWED_DOMAINS and the
-    domains of the imported help articles."""
-    allowed = tuple(dict.fromkeys(services.settings.brand_allowed_domains + knowledge.domains(services.db)))
-    return policy.reply_rules(platform_format(services, conversation.platform), conversation, allowed)
-
-
-def draft_rules(services: Services, conversation: Conversation, grounding: dict | None) -> policy.ReplyRules:
-    """The rules for the model's draft: grounded in help articles (``grounding`` as kept on the
-    conversation), it may link one of the articles it was given and nothing else."""
-    return policy.with_article_links(rules_for(services, conversation), offered_urls(grounding))
-
-
-def approve(services: Services, conversation_id: int, user: str) -> Decision:
+def approve(db: Database, rules: Rulebook, conversation_id: int, user: str) -> Decision:
     """Approve the draft as it stands."""
-    conversation = _load(services, conversation_id)
+    conversation = _load(db, conversation_id)
     if conversation is None:
         return Decision(Outcome.NOT_FOUND, "That conversation no longer exists.")
     if not conversation.draft_text:
@@ -69,63 +50,59 @@ def approve(services: Services, conversation_id: int, user: str) -> Decision:
     if conversation.draft_stale:
         return Decision(Outcome.BLOCKED, "A newer message arrived in this thread, so this draft is out of date. "
                                          "Approve the newest turn's draft, or use Edit here.")
-    problems = policy.check(conversation.draft_text, draft_rules(services, conversation, conversation.grounding))
+    problems = policy.check(conversation.draft_text, rules.draft(conversation, offered_urls(conversation.grounding)))
     if problems:
         return Decision(Outcome.BLOCKED, "This draft can't be approved as written: " + " ".join(problems) + " Use Edit to fix it.")
-    return _approve(services, conversation, user, conversation.draft_text, edited=False, from_states=(State.CARDED,))
+    return _approve(db, conversation, user, conversation.draft_text, edited=False, from_states=(State.CARDED,))
 
 
-def approve_edited(services: Services, conversation_id: int, user: str, text: str) -> Decision:
+def approve_edited(db: Database, rules: Rulebook, conversation_id: int, user: str, text: str) -> Decision:
     """Approve a text written or changed by a person (Edit)."""
-    conversation = _load(services, conversation_id)
+    conversation = _load(db, conversation_id)
     if conversation is None:
         return Decision(Outcome.NOT_FOUND, "That conversation no longer exists.")
     text = text.strip()
-    problems = check_text(services, conversation, text)
+    problems = policy.check(text, rules.reply(conversation))
     if problems:
         return Decision(Outcome.BLOCKED, " ".join(problems))
     edited = text != (conversation.draft_text or "")
-    return _approve(services, conversation, user, text, edited=edited, from_states=(State.CARDED, State.POST_FAILED))
+    return _approve(db, conversation, user, text, edited=edited, from_states=(State.CARDED, State.POST_FAILED))
 
 
-def check_text(services: Services, conversation: Conversation, text: str) -> list[str]:
-    return policy.check(text, rules_for(services, conversation))
-
-
-def _approve(services, conversation, user, text, *, edited, from_states) -> Decision:
-    with services.db.session() as session:
+def _approve(db: Database, conversation, user, text, *, edited, from_states) -> Decision:
+    with db.session() as session:
         won = transition(
             session, conversation.id, from_states, State.APPROVED,
             reply_text=text, reply_edited=edited, decided_by=user, decided_at=utcnow(), post_error=None,
         )
         if won:
             audit(session, conversation.id, user, "approved_edited" if edited else "approved", text)
-    return Decision(Outcome.DONE) if won else already_handled(services, conversation.id)
+    return Decision(Outcome.DONE) if won else already_handled(db, conversation.id)
 
 
-def dismiss(services: Services, conversation_id: int, user: str, reason: DismissReason) -> Decision:
-    with services.db.session() as session:
+def dismiss(db: Database, conversation_id: int, user: str, reason: DismissReason) -> Decision:
+    with db.session() as session:
         won = transition(
             session, conversation_id, (State.CARDED, State.POST_FAILED), State.DISMISSED,
             dismiss_reason=reason.value, decided_by=user, decided_at=utcnow(),
         )
         if won:
             audit(session, conversation_id, user, "dismissed", reason.value)
-    return Decision(Outcome.DONE) if won else already_handled(services, conversation_id)
+    return Decision(Outcome.DONE) if won else already_handled(db, conversation_id)
 
 
-def retry(services: Services, conversation_id: int, user: str) -> Decision:
-    with services.db.session() as session:
+def retry(db: Database, conversation_id: int, user: str) -> Decision:
+    with db.session() as session:
         won = transition(session, conversation_id, State.POST_FAILED, State.APPROVED, decided_by=user, decided_at=utcnow())
         if won:
             audit(session, conversation_id, user, "retried")
-    return Decision(Outcome.DONE) if won else already_handled(services, conversation_id)
+    return Decision(Outcome.DONE) if won else already_handled(db, conversation_id)
 
 
-def claim(services: Services, conversation_id: int, user: str, *, now: datetime | None = None) -> Decision:
+def claim(db: Database, conversation_id: int, user: str, *, now: datetime | None = None) -> Decision:
     """*I'm on it*: the card shows who has it, and its nudges go to them only."""
     now = now or utcnow()
-    with services.db.session() as session:
+    with db.session() as session:
         won = session.execute(
             update(Conversation)
             .where(Conversation.id == conversation_id, Conversation.state.in_(OPEN_STATES), Conversation.claimed_by.is_(None))
@@ -137,17 +114,17 @@ def claim(services: Services, conversation_id: int, user: str, *, now: datetime 
             return Decision(Outcome.DONE)
         conversation = session.get(Conversation, conversation_id)
     if conversation is None or conversation.state not in OPEN_STATES:
-        return already_handled(services, conversation_id)
+        return already_handled(db, conversation_id)
     if conversation.claimed_by == user:
         return Decision(Outcome.ALREADY_HANDLED, "You're already on this one.")
     return Decision(Outcome.ALREADY_HANDLED, "{who} is already on this one.", who=conversation.claimed_by)
 
 
-def snooze(services: Services, conversation_id: int, user: str, choice: SnoozeFor, *, now: datetime | None = None) -> Decision:
+def snooze(db: Database, settings: Settings, conversation_id: int, user: str, choice: SnoozeFor, *, now: datetime | None = None) -> Decision:
     """Hold this card's nudges for an hour, or until tomorrow's opening."""
     now = now or utcnow()
-    until = snooze_until(services.settings, choice, now)
-    with services.db.session() as session:
+    until = snooze_until(settings, choice, now)
+    with db.session() as session:
         won = session.execute(
             update(Conversation)
             .where(Conversation.id == conversation_id, Conversation.state.in_(OPEN_STATES))
@@ -156,7 +133,7 @@ def snooze(services: Services, conversation_id: int, user: str, choice: SnoozeFo
         ).rowcount == 1
         if won:
             audit(session, conversation_id, user, "snoozed", until.isoformat())
-    return Decision(Outcome.DONE) if won else already_handled(services, conversation_id)
+    return Decision(Outcome.DONE) if won else already_handled(db, conversation_id)
 
 
 def snooze_until(settings, choice: SnoozeFor, now: datetime) -> datetime:
@@ -168,19 +145,19 @@ def snooze_until(settings, choice: SnoozeFor, now: datetime) -> datetime:
     return business_hours.local_moment(tomorrow, opens, tz)
 
 
-def _load(services: Services, conversation_id: int) -> Conversation | None:
-    with services.db.session() as session:
+def _load(db: Database, conversation_id: int) -> Conversation | None:
+    with db.session() as session:
         return session.get(Conversation, conversation_id)
 
 
-def is_open(services: Services, conversation_id: int) -> Conversation | None:
+def is_open(db: Database, conversation_id: int) -> Conversation | None:
     """The conversation while a person can still act on its card, else None."""
-    conversation = _load(services, conversation_id)
+    conversation = _load(db, conversation_id)
     return conversation if conversation is not None and conversation.state in OPEN_STATES else None
 
 
-def already_handled(services: Services, conversation_id: int) -> Decision:
-    conversation = _load(services, conversation_id)
+def already_handled(db: Database, conversation_id: int) -> Decision:
+    conversation = _load(db, conversation_id)
     if conversation is None:
         return Decision(Outcome.NOT_FOUND, "That conversation no longer exists.")
     what = State(conversation.state).value.replace("_", " ")

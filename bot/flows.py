@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 
-from bot import bursts, decision, examples, outbox, redraft as redrafting
+from bot import bursts, decision, examples, outbox, policy, redraft as redrafting
 from bot.decision import Decision
 from bot.models import Burst, Conversation, Direction, DismissReason, SnoozeFor, State
 from bot.services import Services
@@ -23,11 +23,11 @@ log = logging.getLogger(__name__)
 
 
 def approve(services: Services, conversation_id: int, user: str, channel: str | None = None) -> Decision:
-    return _decided(services, conversation_id, user, channel, decision.approve(services, conversation_id, user))
+    return _decided(services, conversation_id, user, channel, decision.approve(services.db, services.rules, conversation_id, user))
 
 
 def approve_edited(services: Services, conversation_id: int, user: str, text: str, channel: str | None = None) -> Decision:
-    return _decided(services, conversation_id, user, channel, decision.approve_edited(services, conversation_id, user, text))
+    return _decided(services, conversation_id, user, channel, decision.approve_edited(services.db, services.rules, conversation_id, user, text))
 
 
 def submit_edit(services: Services, conversation_id: int, user: str, text: str, channel: str | None = None) -> Decision | None:
@@ -40,23 +40,23 @@ def submit_edit(services: Services, conversation_id: int, user: str, text: str, 
 def edit_problems(services: Services, conversation_id: int, text: str) -> list[str]:
     """How an edited text breaks the output policy; empty when it may be posted."""
     conversation = _load(services, conversation_id)
-    return decision.check_text(services, conversation, text) if conversation is not None else []
+    return policy.check(text, services.rules.reply(conversation)) if conversation is not None else []
 
 
 def dismiss(services: Services, conversation_id: int, user: str, reason: DismissReason, channel: str | None = None) -> Decision:
-    return _decided(services, conversation_id, user, channel, decision.dismiss(services, conversation_id, user, reason))
+    return _decided(services, conversation_id, user, channel, decision.dismiss(services.db, conversation_id, user, reason))
 
 
 def retry(services: Services, conversation_id: int, user: str, channel: str | None = None) -> Decision:
-    return _decided(services, conversation_id, user, channel, decision.retry(services, conversation_id, user))
+    return _decided(services, conversation_id, user, channel, decision.retry(services.db, conversation_id, user))
 
 
 def claim(services: Services, conversation_id: int, user: str, channel: str | None = None) -> Decision:
-    return _settled(services, conversation_id, user, channel, decision.claim(services, conversation_id, user))
+    return _settled(services, conversation_id, user, channel, decision.claim(services.db, conversation_id, user))
 
 
 def snooze(services: Services, conversation_id: int, user: str, choice: SnoozeFor, channel: str | None = None) -> Decision:
-    return _settled(services, conversation_id, user, channel, decision.snooze(services, conversation_id, user, choice))
+    return _settled(services, conversation_id, user, channel, decision.snooze(services.db, services.settings, conversation_id, user, choice))
 
 
 def redraft(services: Services, conversation_id: int, user: str, direction: Direction, custom: str = "",
@@ -83,7 +83,7 @@ def redraft_with_article(services: Services, conversation_id: int, user: str, ar
 
 def send(services: Services, conversation_id: int) -> State | None:
     """Post one approved reply, show the outcome on its card, and keep it as an example."""
-    state = outbox.send(services, conversation_id)
+    state = outbox.send(services.db, services.rules, conversation_id)
     if state is not None:
         _replied(services, conversation_id, state)
     return state
@@ -120,9 +120,9 @@ def _replied(services: Services, conversation_id: int, state: State, *, card: bo
 
 def _form_for(services: Services, conversation_id: int, user: str, channel: str | None) -> Conversation | None:
     """The conversation while its card is open; else the person is told and the card rewritten."""
-    conversation = decision.is_open(services, conversation_id)
+    conversation = decision.is_open(services.db, conversation_id)
     if conversation is None:
-        result = decision.already_handled(services, conversation_id)
+        result = decision.already_handled(services.db, conversation_id)
         sync.tell(services, channel, user, views.decision_text(result.message, result.who))
         sync.refresh_card(services, conversation_id)
     return conversation
@@ -132,7 +132,7 @@ def edit_form(services: Services, conversation_id: int, user: str, channel: str 
     conversation = _form_for(services, conversation_id, user, channel)
     if conversation is None:
         return None
-    rules = decision.rules_for(services, conversation)
+    rules = services.rules.reply(conversation)
     initial = conversation.reply_text or conversation.draft_text or redrafting.compose(services, conversation, "")
     return edit_modal(conversation, CardFacts(rules.platform_label, rules.limit, None), initial)
 
@@ -153,13 +153,13 @@ def redraft_form(services: Services, conversation_id: int, user: str, channel: s
 def approve_all(services: Services, burst_id: int, user: str, channel: str | None = None) -> bursts.BulkResult:
     skipped, approved = 0, []
     for conversation in bursts.waiting_members(services.db, burst_id):
-        if bursts.ready(conversation) and decision.approve(services, conversation.id, user).done:
+        if bursts.ready(conversation) and decision.approve(services.db, services.rules, conversation.id, user).done:
             approved.append(conversation.id)
         elif conversation.state == State.CARDED.value:
             skipped += 1
     sync.refresh_burst(services, burst_id)  # once, not once per reply: it is one Slack message
     for conversation_id in approved:
-        state = outbox.send(services, conversation_id)
+        state = outbox.send(services.db, services.rules, conversation_id)
         if state is not None:
             _replied(services, conversation_id, state, card=False)
     sync.refresh_burst(services, burst_id)
@@ -173,7 +173,7 @@ def approve_all(services: Services, burst_id: int, user: str, channel: str | Non
 def dismiss_all(services: Services, burst_id: int, user: str, reason: DismissReason = DismissReason.NO_REPLY_NEEDED,
                 channel: str | None = None) -> bursts.BulkResult:
     members = bursts.waiting_members(services.db, burst_id)
-    done = sum(decision.dismiss(services, c.id, user, reason).done for c in members if c.state == State.CARDED.value)
+    done = sum(decision.dismiss(services.db, c.id, user, reason).done for c in members if c.state == State.CARDED.value)
     sync.refresh_burst(services, burst_id)
     return bursts.BulkResult(done, 0)
 
@@ -187,12 +187,12 @@ def open_each(services: Services, burst_id: int, user: str, channel: str | None 
 
 def send_approved(services: Services) -> int:
     """Send approvals left behind (a web process that died after the click, a rate limit)."""
-    return sum(send(services, cid) is State.REPLIED for cid in outbox.approved_ids(services))
+    return sum(send(services, cid) is State.REPLIED for cid in outbox.approved_ids(services.db))
 
 
 def reconcile(services: Services) -> int:
     """Posts of unknown outcome: settled from the platform's thread, posted again when it has no reply."""
-    settled = outbox.reconcile(services)
+    settled = outbox.reconcile(services.db, services.platforms)
     for conversation_id, state in settled.items():
         if state is State.APPROVED:
             send(services, conversation_id)
@@ -203,7 +203,7 @@ def reconcile(services: Services) -> int:
 
 def recheck_open(services: Services) -> int:
     """Waiting cards whose mention was meanwhile deleted or answered natively are closed."""
-    changed = outbox.recheck_open(services)
+    changed = outbox.recheck_open(services.db, services.platforms)
     sync.refresh_cards(services, changed)
     return len(changed)
 

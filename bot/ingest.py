@@ -11,9 +11,9 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from bot.db import Database
 from bot.models import Conversation, PlatformCursor, State, utcnow
 from bot.platforms.base import Mention, Platform, PlatformError
-from bot.services import Services
 
 log = logging.getLogger(__name__)
 
@@ -26,24 +26,25 @@ class IngestReport:
     errors: list[PlatformError] = field(default_factory=list)
 
 
-def ingest(services: Services, platform: Platform) -> IngestReport:
-    """One platform's new mentions into the database. Raises PlatformError when nothing could be read."""
+def ingest(db: Database, platform: Platform, *, first_run_lookback: timedelta) -> IngestReport:
+    """One platform's new mentions into the database; a feed read for the first time goes back
+    ``first_run_lookback``. Raises PlatformError when nothing could be read."""
     report = IngestReport(platform.name)
-    with services.db.session() as session:
+    with db.session() as session:
         cursors = load_cursors(session, platform.name)
-    first_run_since = utcnow() - timedelta(hours=services.settings.first_run_lookback_hours)
+    first_run_since = utcnow() - first_run_lookback
     result = platform.fetch_mentions(cursors, first_run_since)
     report.fetched = len(result.mentions)
     report.errors = result.errors
 
     def store() -> int:
-        with services.db.session() as session:
+        with db.session() as session:
             # Mentions and cursors commit together: a crash here repeats the fetch, never skips it.
             new = insert_mentions(session, result.mentions)
             save_cursors(session, platform.name, result.cursors)
         return new
 
-    report.new = services.db.retry(store, what=f"storing {platform.name} mentions")
+    report.new = db.retry(store, what=f"storing {platform.name} mentions")
     log.info("%s: %d fetched, %d new", platform.name, report.fetched, report.new)
     return report
 

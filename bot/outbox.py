@@ -13,40 +13,40 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from bot import policy
-from bot.decision import rules_for
+from bot.db import Database
 from bot.metrics import POST_LATENCY
 from bot.models import RECONCILE_AFTER, UNKNOWN_OUTCOME, Conversation, State, audit, transition, utcnow
-from bot.platforms.base import MentionGone, PlatformError, RateLimited, Unavailable
+from bot.platforms.base import MentionGone, Platform, PlatformError, RateLimited, Unavailable
 from bot.purge import FORGET_DELETED
-from bot.services import Services
+from bot.rulebook import Rulebook
 from bot.threads import settle_on_platform
 
 log = logging.getLogger(__name__)
 
 
-def send(services: Services, conversation_id: int) -> State | None:
+def send(db: Database, rules: Rulebook, conversation_id: int) -> State | None:
     """Post one approved reply; returns the state it ended in, or None if another process has it.
 
     The card and the examples are the caller's (``flows.py``): this only writes the outcome.
     """
-    with services.db.session() as session:
+    with db.session() as session:
         if not transition(session, conversation_id, State.APPROVED, State.POSTING, posting_since=utcnow(), post_error=None):
             return None
         conversation = session.get(Conversation, conversation_id)
         conversation.post_attempts += 1
-    return _post(services, conversation)
+    return _post(db, rules, conversation)
 
 
-def _post(services: Services, conversation: Conversation) -> State:
+def _post(db: Database, rules: Rulebook, conversation: Conversation) -> State:
     cid = conversation.id
-    platform = services.platforms.get(conversation.platform)
+    platform = rules.platforms.get(conversation.platform)
     if platform is None:
-        return _fail(services, cid, f"{conversation.platform} is not enabled in this Conversant (set its credentials)")
-    problems = policy.check(conversation.reply_text or "", rules_for(services, conversation))
+        return _fail(db, cid, f"{conversation.platform} is not enabled in this Conversant (set its credentials)")
+    problems = policy.check(conversation.reply_text or "", rules.reply(conversation))
     if problems:
-        return _fail(services, cid, " ".join(problems))
+        return _fail(db, cid, " ".join(problems))
     # A deleted mention or a reply the brand already posted natively: nothing left to post.
-    settled = settle_on_platform(services.db, platform, conversation, State.POSTING)
+    settled = settle_on_platform(db, platform, conversation, State.POSTING)
     if settled:
         return settled
     try:
@@ -55,22 +55,22 @@ def _post(services: Services, conversation: Conversation) -> State:
     except RateLimited as error:
         # Refused before anything was written: safe to send again next cycle.
         log.warning("conversation %s: %s; will retry", cid, error)
-        with services.db.session() as session:
+        with db.session() as session:
             transition(session, cid, State.POSTING, State.APPROVED, post_error=str(error), posting_since=None)
         return State.APPROVED
     except Unavailable as error:
         log.warning("conversation %s: outcome of the post unknown (%s); reconciling later", cid, error)
-        with services.db.session() as session:
+        with db.session() as session:
             transition(session, cid, State.POSTING, State.POSTING, post_error=f"{UNKNOWN_OUTCOME}{error}")
         return State.POSTING
     except MentionGone:  # deleted between the thread check and the post
-        with services.db.session() as session:
+        with db.session() as session:
             if transition(session, cid, State.POSTING, State.DELETED, checked_at=utcnow(), **FORGET_DELETED):
                 audit(session, cid, "conversant", "deleted_by_author")
         return State.DELETED
     except PlatformError as error:
-        return _fail(services, cid, str(error))
-    with services.db.session() as session:
+        return _fail(db, cid, str(error))
+    with db.session() as session:
         transition(
             session, cid, State.POSTING, State.REPLIED,
             reply_id=reply.external_id, reply_url=reply.url, replied_at=utcnow(), post_error=None,
@@ -80,11 +80,11 @@ def _post(services: Services, conversation: Conversation) -> State:
     return State.REPLIED
 
 
-def recheck_open(services: Services, *, every: timedelta = timedelta(minutes=5), limit: int = 50) -> list[int]:
+def recheck_open(db: Database, platforms: dict[str, Platform], *, every: timedelta = timedelta(minutes=5), limit: int = 50) -> list[int]:
     """Cards still waiting: has the author deleted the mention, or the brand answered natively?
     Returns the conversations that were settled (their cards change)."""
     cutoff = utcnow() - every
-    with services.db.session() as session:
+    with db.session() as session:
         due = session.scalars(
             select(Conversation)
             .where(Conversation.state == State.CARDED.value)
@@ -94,54 +94,54 @@ def recheck_open(services: Services, *, every: timedelta = timedelta(minutes=5),
         ).all()
     changed = []
     for conversation in due:
-        platform = services.platforms.get(conversation.platform)
+        platform = platforms.get(conversation.platform)
         if platform is None:
             continue
-        if settle_on_platform(services.db, platform, conversation, State.CARDED):
+        if settle_on_platform(db, platform, conversation, State.CARDED):
             changed.append(conversation.id)
         else:
-            with services.db.session() as session:
+            with db.session() as session:
                 session.get(Conversation, conversation.id).checked_at = utcnow()
     return changed
 
 
-def _fail(services: Services, conversation_id: int, message: str) -> State:
+def _fail(db: Database, conversation_id: int, message: str) -> State:
     log.error("conversation %s: post failed: %s", conversation_id, message)
-    with services.db.session() as session:
+    with db.session() as session:
         transition(session, conversation_id, State.POSTING, State.POST_FAILED, post_error=message)
         audit(session, conversation_id, "conversant", "post_failed", message)
     return State.POST_FAILED
 
 
-def approved_ids(services: Services) -> list[int]:
+def approved_ids(db: Database) -> list[int]:
     """Approvals left behind (a web process that died after the click, a rate limit)."""
-    with services.db.session() as session:
+    with db.session() as session:
         return list(session.scalars(select(Conversation.id).where(Conversation.state == State.APPROVED.value)))
 
 
-def reconcile(services: Services) -> dict[int, State]:
+def reconcile(db: Database, platforms: dict[str, Platform]) -> dict[int, State]:
     """Settle posts whose outcome is unknown by looking for the brand's reply in the thread.
 
     Returns what each settled one became: REPLIED (the reply is there), DELETED, or APPROVED
     (no reply in the thread: safe to post again, which the caller does).
     """
     cutoff = utcnow() - RECONCILE_AFTER
-    with services.db.session() as session:
+    with db.session() as session:
         stuck = session.scalars(
             select(Conversation).where(Conversation.state == State.POSTING.value, Conversation.posting_since < cutoff)
         ).all()
     settled: dict[int, State] = {}
     for conversation in stuck:
-        platform = services.platforms.get(conversation.platform)
+        platform = platforms.get(conversation.platform)
         if platform is None:
             continue
         try:
-            state = settle_on_platform(services.db, platform, conversation, State.POSTING, found=State.REPLIED, must_know=True)
+            state = settle_on_platform(db, platform, conversation, State.POSTING, found=State.REPLIED, must_know=True)
         except PlatformError as error:
             log.warning("conversation %s: still cannot tell whether the reply was posted (%s)", conversation.id, error)
             continue
         if state is None:
-            with services.db.session() as session:
+            with db.session() as session:
                 if not transition(session, conversation.id, State.POSTING, State.APPROVED, posting_since=None):
                     continue
             log.info("conversation %s: no reply found in the thread; posting again", conversation.id)

@@ -19,7 +19,6 @@ from sqlalchemy import select, update
 
 from bot import backlog, bursts, examples, flows, leases, policy, threads
 from bot.context import gather as gather_context
-from bot.decision import rules_for
 from bot.draft import make_draft
 from bot.ingest import IngestReport, ingest
 from bot.knowledge.grounding import ground
@@ -80,7 +79,7 @@ def poll_once(services: Services) -> CycleReport:
             report.failed_platforms[platform.name] = f"rate limited until {waiting_until:%H:%M:%S} UTC"
             continue
         try:
-            result = ingest(services, platform)
+            result = ingest(services.db, platform, first_run_lookback=services.settings.first_run_lookback)
         except PlatformError as error:
             report.failed_platforms[platform.name] = str(error)
             record_platform_status(services, platform.label, platform.name, error)
@@ -258,7 +257,7 @@ def _draft_one(services: Services, conversation_id: int) -> State:
         context = gather_context(session, conversation)
     similar = examples.similar(services.db, services.drafter, services.settings, conversation.text, conversation.platform)
     grounding = ground(services.db, services.drafter, services.settings, conversation, context) if services.drafter else None
-    rules = policy.with_article_links(rules_for(services, conversation), grounding.urls if grounding else None)
+    rules = services.rules.draft(conversation, grounding.urls if grounding else None)
     outcome = make_draft(services.drafter, services.prompts, conversation, platform_label=rules.platform_label, limit=rules.limit,
                          examples=similar, context=context, grounding=grounding)
     triage = outcome.triage

@@ -10,7 +10,6 @@ from bot import policy
 from bot.context import gather as gather_context
 from bot.draft import build_messages, reply_cap
 from bot.llm import DraftUnavailable
-from bot.decision import rules_for
 from bot.knowledge.grounding import ground
 from bot.models import Conversation, Direction, State, audit, transition
 from bot.services import Services
@@ -60,7 +59,7 @@ def _redraft(services: Services, conversation_id: int, user: str, instruction: s
     grounding = ground(services.db, services.drafter, services.settings, conversation, context, choose=article_id)
     if article_id is not None and (grounding is None or grounding.chosen != article_id):
         return RedraftResult(False, "That help article is no longer in the knowledge base; the current draft is unchanged.")
-    rules = policy.with_article_links(rules_for(services, conversation), grounding.urls if grounding else None)
+    rules = services.rules.draft(conversation, grounding.urls if grounding else None)
     messages = build_messages(services.prompts, conversation, platform_label=rules.platform_label, limit=rules.limit,
                               context=context, grounding=grounding)
     current = conversation.draft_text or "(there is no draft yet)"

@@ -10,6 +10,7 @@ from bot.draft import Prompts, load_prompts
 from bot.llm import Drafter
 from bot.platforms.base import Platform
 from bot.platforms.registry import enabled_platforms
+from bot.rulebook import Rulebook
 
 
 class Publisher(Protocol):
@@ -28,6 +29,10 @@ class Services:
     prompts: Prompts
     publisher: Publisher
     slack_client: object | None = None
+
+    @property
+    def rules(self) -> Rulebook:
+        return Rulebook(self.db, self.settings.brand_allowed_domains, self.platforms)
 
 
 def build_services(settings: Settings, *, publisher: Publisher | None = None, platforms: dict | None = None) -> Services:

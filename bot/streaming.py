@@ -207,7 +207,7 @@ class StreamRunner:
         from bot.pipeline import record_platform_status
 
         try:
-            report = ingest(self.services, self.platform)
+            report = ingest(self.services.db, self.platform, first_run_lookback=self.services.settings.first_run_lookback)
         except PlatformError as error:
             log.warning("%s: the polling pass for the gap failed (%s); the poll cycle tries again", self.platform.name, error)
             record_platform_status(self.services, self.platform.label, self.platform.name, error)

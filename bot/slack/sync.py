@@ -12,7 +12,6 @@ import logging
 from sqlalchemy import select
 
 from bot import backlog, bursts, leases, threads
-from bot.decision import rules_for
 from bot.models import Burst, Conversation
 from bot.services import Services
 from bot.slack import views
@@ -26,7 +25,7 @@ log = logging.getLogger(__name__)
 
 
 def card_for(services: Services, conversation: Conversation) -> dict:
-    rules = rules_for(services, conversation)
+    rules = services.rules.reply(conversation)
     length = rules.length(conversation.draft_text) if conversation.draft_text else None
     with services.db.session() as session:
         thread = threads.summary(session, conversation)

@@ -21,7 +21,6 @@ from bot.pipeline import poll_once
 from bot.platforms.base import Rejected
 from bot.platforms.bluesky import BlueskyPlatform
 from bot.policy import check
-from bot.decision import rules_for
 from bot.services import build_services
 from tests.conftest import eventually, serve_web, triage
 from tests.fakes.openai_api import FakeOpenAI
@@ -153,7 +152,7 @@ def test_emoji_cjk_and_a_link_get_the_right_byte_offsets_and_the_limit_agrees(op
     assert link["features"][0] == {"$type": "app.bsky.richtext.facet#link", "uri": "https://brand.example/help?q=1"}
 
     # The preflight and the PDS agree at the boundary: 300 graphemes pass, 301 do not.
-    rules = rules_for(operator.services, conv)
+    rules = operator.services.rules.reply(conv)
     at_limit = "👍🏽" * 150 + "字" * 150
     assert check(at_limit, rules) == [] and check(at_limit + "!", rules) != []
     adapter: BlueskyPlatform = operator.services.platforms["bluesky"]

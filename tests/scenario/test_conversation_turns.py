@@ -59,7 +59,7 @@ def turns(services) -> list[Conversation]:
 
 
 def approve_and_send(services, conversation_id: int) -> None:
-    assert decision.approve(services, conversation_id, "U_ALICE").done
+    assert decision.approve(services.db, services.rules, conversation_id, "U_ALICE").done
     assert flows.send(services, conversation_id) is State.REPLIED
 
 
@@ -104,7 +104,7 @@ def test_a_three_turn_conversation_stays_in_one_slack_thread(make_services, thre
     assert two.draft_stale and not three.draft_stale
     stale_card = next(c for c in reversed(slack.calls_to("chat.update")) if c["ts"] == two.slack_ts)
     assert "Approve" not in card_buttons(stale_card) and "out of date" in card_text(stale_card)
-    assert not decision.approve(services, two.id, "U_ALICE").done
+    assert not decision.approve(services.db, services.rules, two.id, "U_ALICE").done
     data = json.loads(model.chat_requests()[-1]["messages"][-1]["content"].split("<untrusted_mention>", 1)[1].split("</untrusted_mention>")[0])
     assert data["thread_so_far"][-1]["said"].endswith("Android 14, Pixel 8")  # the unanswered turn 2 is read too
 

@@ -61,7 +61,7 @@ def test_two_processes_polling_at_once_card_and_draft_each_mention_once(env, tmp
 
 def test_two_processes_sending_the_same_approval_post_once(env, tmp_path, services, slack, model, bluesky):
     conv = carded_mention(services, bluesky, model)
-    assert decision.approve(services, conv.id, "U_ALICE").done
+    assert decision.approve(services.db, services.rules, conv.id, "U_ALICE").done
     bluesky.set_delay("com.atproto.repo.createRecord", 0.5)  # widen the race window
 
     processes = [run_cli(env, tmp_path, "poll", "--once") for _ in range(2)]
@@ -98,7 +98,7 @@ def test_a_kill_during_a_post_is_reconciled_without_a_second_reply(store_before_
         overrides = {"BLUESKY_PDS_URL": pds.base_url}
         services = make_services(**overrides)
         conv = carded_mention(services, pds, model)
-        assert decision.approve(services, conv.id, "U_ALICE").done
+        assert decision.approve(services.db, services.rules, conv.id, "U_ALICE").done
 
         worker = run_cli({**env, **overrides}, tmp_path, "poll", "--once")
         assert pds.arrived.wait(30), worker.stdout.read() if worker.poll() is not None else "no post arrived"

@@ -136,12 +136,12 @@ def test_home_and_digest_show_how_often_drafts_went_out_unedited(services, web, 
     from bot.jobs.digest import send_digest
 
     first = carded_mention(services, bluesky, model, reply="Happy to help! Which version?")
-    assert decision.approve(services, first.id, "U_ALICE").done and flows.send(services, first.id)
+    assert decision.approve(services.db, services.rules, first.id, "U_ALICE").done and flows.send(services, first.id)
     bluesky.post("bob.test", "@brand.test where do I find invoices?")
     model.reply_with(triage("They are under Settings, Billing."))
     poll_once(services)
     second = next(c for c in _all(services) if c.author_handle == "bob.test")
-    assert decision.approve_edited(services, second.id, "U_ALICE", "They are under Settings → Billing. Need a hand?").done
+    assert decision.approve_edited(services.db, services.rules, second.id, "U_ALICE", "They are under Settings → Billing. Need a hand?").done
     flows.send(services, second.id)
 
     assert "Drafts: 1 of 2 sent unedited (50%)" in open_home(web, slack)
@@ -158,5 +158,5 @@ def _all(services):
 
 def test_home_says_how_many_conversations_are_still_on_their_way_to_a_card(services, web, slack, bluesky):
     bluesky.post("alice.test", "@brand.test hello")
-    ingest(services, services.platforms["bluesky"])  # stored, not yet drafted or carded
+    ingest(services.db, services.platforms["bluesky"], first_run_lookback=services.settings.first_run_lookback)  # stored, not yet drafted or carded
     assert "1 waiting for a card" in open_home(web, slack)

@@ -52,7 +52,7 @@ def test_the_best_articles_go_into_the_prompt_with_their_urls_and_the_draft_may_
     assert conversation.policy_problems == []
     assert conversation.grounding["based_on"] == {"id": 1, "title": EXPORT.title, "url": EXPORT.url}
     assert "Approve" in card_buttons(slack.calls_to("chat.postMessage")[-1])
-    assert decision.approve(services, conversation.id, "U_ALICE").done
+    assert decision.approve(services.db, services.rules, conversation.id, "U_ALICE").done
 
 
 def test_a_grounded_draft_linking_anything_else_or_two_articles_is_refused(services, slack, bluesky, model):
@@ -64,7 +64,7 @@ def test_a_grounded_draft_linking_anything_else_or_two_articles_is_refused(servi
         "Links to https://brand.example/guides/pdf, which is not one of the help articles found for this mention."]
     card = slack.calls_to("chat.postMessage")[-1]
     assert "Approve" not in card_buttons(card) and "not one of the help articles found" in card_text(card)
-    assert not decision.approve(services, conversation.id, "U_ALICE").done
+    assert not decision.approve(services.db, services.rules, conversation.id, "U_ALICE").done
 
     bluesky.post("bob.test", "@brand.test my PDF export and my phone sync both fail")
     model.reply_with(triage(f"Try {EXPORT.url} and {SYNC.url}"))

@@ -413,7 +413,7 @@ def test_a_mention_becomes_a_card_and_approval_posts_the_reply_once(make_service
     assert conversation.draft_text == "@carol@other.social Sorry about that! Which file type?"
     assert conversation.policy_problems == []
 
-    assert decision.approve(services, conversation.id, "U_ALICE").done
+    assert decision.approve(services.db, services.rules, conversation.id, "U_ALICE").done
     assert flows.send(services, conversation.id) is State.REPLIED
     assert flows.send(services, conversation.id) is None  # already sent: nothing happens
 

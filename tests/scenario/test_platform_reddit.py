@@ -426,7 +426,7 @@ def test_a_reddit_mention_becomes_a_card_and_approve_posts_the_reply(make_servic
         conversation = session.query(Conversation).one()
     assert conversation.external_id == question and conversation.state == State.CARDED.value
 
-    decision.approve(services, conversation.id, "U_ALICE")
+    decision.approve(services.db, services.rules, conversation.id, "U_ALICE")
     assert flows.send(services, conversation.id) is State.REPLIED
 
     [reply] = reddit_api.created("BrandCo")

@@ -427,7 +427,7 @@ def test_an_x_mention_becomes_a_card_and_approval_posts_the_reply_once(make_serv
     assert f"https://x.com/alice/status/{mention}" in blocks and draft in blocks
     assert f"({weighted_length(draft)}/280)" in blocks
     conv = conversation(services)
-    assert decision.approve(services, conv.id, "U_ALICE").done
+    assert decision.approve(services.db, services.rules, conv.id, "U_ALICE").done
 
     assert flows.send(services, conv.id) is State.REPLIED
 

@@ -11,7 +11,7 @@ BOT = Path(__file__).resolve().parents[2] / "bot"
 DOMAIN = (
     "bot.models", "bot.db", "bot.config", "bot.text", "bot.business_hours", "bot.platforms", "bot.ingest",
     "bot.threads", "bot.bursts", "bot.llm", "bot.context", "bot.draft", "bot.examples", "bot.policy",
-    "bot.decision", "bot.outbox", "bot.backlog", "bot.stats", "bot.redraft", "bot.evaluation", "bot.similarity", "bot.knowledge",
+    "bot.decision", "bot.outbox", "bot.backlog", "bot.stats", "bot.redraft", "bot.evaluation", "bot.rulebook", "bot.similarity", "bot.knowledge",
 )
 # What only the application layer may import: Slack, the use cases, the cycle, the jobs.
 ABOVE_THE_DOMAIN = ("bot.slack", "bot.flows", "bot.pipeline", "bot.jobs", "bot.cli", "bot.demo")
@@ -94,6 +94,11 @@ def test_no_domain_module_imports_slack_or_the_layers_above():
     wrong = {name: sorted(t for t in targets if in_layer(t, ABOVE_THE_DOMAIN))
              for name, targets in GRAPH.items() if in_layer(name, DOMAIN)}
     assert {name: targets for name, targets in wrong.items() if targets} == {}
+
+
+def test_the_steps_of_a_decision_take_the_database_and_their_collaborators_not_the_services_bag():
+    narrow = ("bot.decision", "bot.outbox", "bot.ingest", "bot.rulebook", "bot.threads", "bot.policy")
+    assert {name: "bot.services" for name in narrow if "bot.services" in GRAPH[name]} == {}
 
 
 def test_a_cycle_or_a_domain_import_of_slack_would_be_caught():

@@ -1,0 +1,34 @@
+"""The reply rules in force: each platform's format as its adapter knows it (no network), the
+brand's allowed link domains and those of its imported help articles."""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from bot import policy
+from bot.db import Database
+from bot.knowledge import store as knowledge
+from bot.models import Conversation
+from bot.platforms.base import Platform
+from bot.platforms.formats import PlatformFormat, format_for
+
+
+@dataclass(frozen=True)
+class Rulebook:
+    db: Database
+    allowed_domains: tuple[str, ...]  # BRAND_ALLOWED_DOMAINS
+    platforms: Mapping[str, Platform]  # the enabled ones; a platform's format may change after it logs in
+
+    def format(self, name: str) -> PlatformFormat:
+        platform = self.platforms.get(name)
+        return platform.format if platform is not None else format_for(name)
+
+    def reply(self, conversation: Conversation) -> policy.ReplyRules:
+        """What any reply to ``conversation`` must meet: links only to the allowed domains and
+        those of the imported help articles."""
+        allowed = tuple(dict.fromkeys(self.allowed_domains + knowledge.domains(self.db)))
+        return policy.reply_rules(self.format(conversation.platform), conversation, allowed)
+
+    def draft(self, conversation: Conversation, article_urls: tuple[str, ...] | None) -> policy.ReplyRules:
+        """What the model's draft must meet: grounded in help articles, it may link only those it was given."""
+        return policy.with_article_links(self.reply(conversation), article_urls)
