@@ -76,6 +76,19 @@ def review_card(conversation: Conversation, facts: CardFacts) -> dict:
             "blocks": fit_blocks(blocks, MESSAGE_BLOCKS)}
 
 
+CARD_EVENT, BURST_CARD_EVENT = "conversant_card", "conversant_burst_card"
+
+
+def card_metadata(conversation_id: int) -> dict:
+    """Slack message metadata on a card: which conversation it shows, so a card whose post got
+    no answer can be found in the channel's history instead of being posted twice."""
+    return {"event_type": CARD_EVENT, "event_payload": {"conversation_id": conversation_id}}
+
+
+def burst_card_metadata(burst_id: int) -> dict:
+    return {"event_type": BURST_CARD_EVENT, "event_payload": {"burst_id": burst_id}}
+
+
 def short_card(c: Conversation, facts: CardFacts, *, buttons: bool) -> dict:
     """The card for a conversation whose full card Slack refused: who, where, a link to the post,
     what happened to it, and (unless Slack refused those too) the buttons. No draft is shown, so

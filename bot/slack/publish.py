@@ -18,7 +18,7 @@ from urllib.parse import parse_qs
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
-from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
+from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
 from slack_sdk.http_retry.request import HttpRequest
 from slack_sdk.http_retry.response import HttpResponse
 from slack_sdk.http_retry.state import RetryState
@@ -65,6 +65,7 @@ _HINTS = {
     "not_authed": "check SLACK_BOT_TOKEN",
     "account_inactive": "the Slack app was uninstalled or the token revoked; reinstall it",
     "ratelimited": "Slack asked us to slow down; the card goes out next cycle",
+    "missing_scope": "reinstall the Slack app from slack-manifest.yml to grant the scopes it lists",
 }
 
 
@@ -124,6 +125,17 @@ class RetryAfterHandler(RateLimitErrorRetryHandler):
         state.increment_current_attempt()
 
 
+class ConnectionRetryHandler(ConnectionErrorRetryHandler):
+    """slack_sdk's retry of a call whose connection failed, except for a post: Slack may have
+    stored the message before the connection dropped, so posting again could show it twice.
+    Its outcome is unknown instead, and ``sync`` looks in the channel's history before posting."""
+
+    def _can_retry(self, *, state: RetryState, request: HttpRequest, response: HttpResponse | None = None,
+                   error: Exception | None = None) -> bool:
+        return not request.url.endswith(PACED_METHODS) and super()._can_retry(
+            state=state, request=request, response=response, error=error)
+
+
 def retry_after(response: HttpResponse) -> float:
     """Slack's ``Retry-After`` in seconds (1 when absent or unreadable)."""
     for name, values in response.headers.items():
@@ -158,10 +170,14 @@ class BoundedWebClient(WebClient):
 
 
 def make_client(token: str | None, base_url: str, pacer: ChannelPacer | None = None) -> WebClient:
-    client = BoundedWebClient(token=token, base_url=base_url, timeout=15)
     # Slack answers 429 with Retry-After when a channel gets more than ~1 message/s.
-    client.retry_handlers.append(RetryAfterHandler(pacer, max_retry_count=2))
-    return client
+    handlers = [ConnectionRetryHandler(), RetryAfterHandler(pacer, max_retry_count=2)]
+    return BoundedWebClient(token=token, base_url=base_url, timeout=15, retry_handlers=handlers)
+
+
+HISTORY_PAGES = 3  # a card lost in a crash is among the channel's last few hundred messages
+HISTORY_PAGE = 100  # Slack may send fewer (15 for some apps; see the README); the cursor goes on
+LOOK_BEFORE = 600  # seconds before the post began, for a clock that differs from Slack's
 
 
 class SlackPublisher:
@@ -176,6 +192,23 @@ class SlackPublisher:
             self.pacer.wait(channel)
         response = self._call("chat_postMessage", channel=channel, thread_ts=thread_ts, unfurl_links=False, **card)
         return response["channel"], response["ts"]
+
+    def find(self, metadata: dict, *, since: float, channel: str | None = None, thread_ts: str | None = None) -> str | None:
+        """The ts of a message carrying ``metadata`` posted since ``since`` (epoch seconds), in the
+        channel's history or, with ``thread_ts``, that thread; None when not in the last few pages."""
+        channel = channel or self.channel
+        method, where = ("conversations_replies", {"ts": thread_ts}) if thread_ts else ("conversations_history", {})
+        cursor = None
+        for _ in range(HISTORY_PAGES):
+            response = self._call(method, channel=channel, oldest=f"{since - LOOK_BEFORE:.6f}", include_all_metadata=True,
+                                  limit=HISTORY_PAGE, cursor=cursor, **where)
+            for message in response.get("messages") or []:
+                if _carries(message, metadata):
+                    return message["ts"]
+            cursor = (response.get("response_metadata") or {}).get("next_cursor")
+            if not cursor:
+                return None
+        return None
 
     def update(self, channel: str, ts: str, card: dict) -> None:
         self._call("chat_update", channel=channel, ts=ts, **card)
@@ -196,8 +229,16 @@ class SlackPublisher:
         try:
             return getattr(self.client, method)(**{k: v for k, v in kwargs.items() if v is not None})
         except SlackApiError as error:
+            if error.response is not None and error.response.status_code >= 500:  # Slack broke mid-call: it may have acted
+                raise CardPublishError(f"Slack {method.replace('_', '.', 1)} failed: HTTP {error.response.status_code}") from None
             code = error.response.get("error", "unknown_error") if error.response is not None else "unknown_error"
             hint = _HINTS.get(code)
             raise CardPublishError(f"Slack {method.replace('_', '.', 1)} failed: {code}" + (f" ({hint})" if hint else ""), code) from None
         except OSError as error:
             raise CardPublishError(f"Slack could not be reached for {method}: {type(error).__name__}") from None
+
+
+def _carries(message: dict, metadata: dict) -> bool:
+    found = message.get("metadata") or {}
+    return found.get("event_type") == metadata["event_type"] and all(
+        (found.get("event_payload") or {}).get(key) == value for key, value in metadata["event_payload"].items())

@@ -14,6 +14,9 @@ SCOPES_BY_METHOD: dict[str, tuple[str, ...]] = {
     "chat_postEphemeral": ("chat:write",),  # "only approvers can...", told privately
     "chat_getPermalink": (),
     "conversations_info": ("channels:read", "groups:read"),  # doctor: the channels exist, the bot is in them (groups: private ones)
+    # a card whose post had no answer (a crash, a timeout) is looked for before it is posted again
+    "conversations_history": ("channels:history", "groups:history"),
+    "conversations_replies": ("channels:history", "groups:history"),  # ...in the thread of a later turn
     "files_upload_v2": ("files:write",),  # the digest's chart
     "usergroups_users_list": ("usergroups:read",),  # SLACK_APPROVERS and SLACK_ONCALL may name user groups
     "views_open": (),  # the Edit and Dismiss modals

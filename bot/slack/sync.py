@@ -15,7 +15,7 @@ from bot import backlog, bursts, leases, threads
 from bot.models import Burst, Conversation
 from bot.services import Services
 from bot.slack import views
-from bot.slack.cards import CardFacts, burst_card, review_card
+from bot.slack.cards import CardFacts, burst_card, burst_card_metadata, card_metadata, review_card
 from bot.slack.publish import CardPublishError
 
 log = logging.getLogger(__name__)
@@ -29,7 +29,8 @@ def card_for(services: Services, conversation: Conversation) -> dict:
     length = rules.length(conversation.draft_text) if conversation.draft_text else None
     with services.db.session() as session:
         thread = threads.summary(session, conversation)
-    return review_card(conversation, CardFacts(rules.platform_label, rules.limit, length, thread))
+    card = review_card(conversation, CardFacts(rules.platform_label, rules.limit, length, thread))
+    return {**card, "metadata": card_metadata(conversation.id)}
 
 
 class Carding(enum.Enum):
@@ -57,6 +58,13 @@ def _post_claimed_card(services: Services, conversation: Conversation) -> Cardin
     with services.db.session() as session:
         anchor = threads.first_card(session, conversation)
     channel, thread_ts = (anchor.slack_channel, anchor.slack_ts) if anchor else (None, None)
+    found = _earlier_post(services, conversation, channel, thread_ts)
+    if found:
+        backlog.carded(services.db, conversation_id, found[0], found[1], thread_ts=thread_ts, found=True)
+        log.warning("conversation %s: its card was already on Slack (%s/%s), posted before a crash or a lost answer; "
+                    "kept, not posted again", conversation_id, *found)
+        refresh_card(services, conversation_id)  # as the conversation stands now
+        return Carding.POSTED
     try:
         channel, ts = services.publisher.post(card_for(services, conversation), channel=channel, thread_ts=thread_ts)
     except CardPublishError as error:
@@ -72,6 +80,23 @@ def _post_claimed_card(services: Services, conversation: Conversation) -> Cardin
     if anchor:
         refresh_card(services, anchor.id)  # its header counts the turns
     return Carding.POSTED
+
+
+def _earlier_post(services: Services, conversation: Conversation, channel: str | None,
+                  thread_ts: str | None) -> tuple[str, str] | None:
+    """Where Slack holds this card already, when an earlier post got no answer; else None.
+    If Slack's history cannot be read (a missing scope), the card is posted: a card shown
+    twice is better than none."""
+    if not backlog.may_be_on_slack(conversation):
+        return None
+    channel = channel or services.publisher.channel
+    try:
+        ts = services.publisher.find(card_metadata(conversation.id), since=conversation.card_unconfirmed_at.timestamp(),
+                                     channel=channel, thread_ts=thread_ts)
+    except CardPublishError as error:
+        log.warning("conversation %s: could not look for an earlier post of its card (%s); posting it", conversation.id, error)
+        return None
+    return (channel, ts) if ts else None
 
 
 def post_next_card(services: Services) -> bool | None:
@@ -144,7 +169,8 @@ def burst_card_for(services: Services, burst_id: int) -> dict | None:
         members = bursts.members(session, burst_id)
     if burst is None or not members:
         return None
-    return burst_card(burst_id, members, ready=sum(bursts.ready(m) for m in members), opened=bool(burst.opened_by))
+    card = burst_card(burst_id, members, ready=sum(bursts.ready(m) for m in members), opened=bool(burst.opened_by))
+    return {**card, "metadata": burst_card_metadata(burst_id)}
 
 
 def refresh_burst(services: Services, burst_id: int) -> None:

@@ -7,6 +7,7 @@ views, uploads) lives in plain attributes that tests can seed and inspect.
 """
 from __future__ import annotations
 
+import base64
 import itertools
 import json
 import math
@@ -81,13 +82,16 @@ class FakeSlack(FakeServer):
         self.calls: list[SlackCall] = []
         self._faults: dict[str, _Fault] = {}
         self._refusals: list[tuple[str, str, Callable[[dict], bool]]] = []  # (method, error, when)
+        self._lost_answers: dict[str, int] = {}  # method -> answers still to lose after acting
+        self._held: dict[str, threading.Event] = {}  # method -> released when set
+        self.held_arrived = threading.Event()  # a held call has acted and waits
         self._delays: dict[str, float] = {}
         self._limits: dict[str, tuple[float, float]] = {}  # method -> (calls per second, burst)
         self._buckets: dict[tuple[str, str | None], tuple[float, float]] = {}  # (method, channel) -> (tokens, when)
         self.rate_limited: list[tuple[str, str | None]] = []  # (method, channel) of each call answered 429
         self._pending_uploads: dict[str, dict] = {}
         self._ids = itertools.count(1)
-        self._ts_micros = itertools.count(1_700_000_000_000_100, 100)
+        self._ts_micros = itertools.count(int(time.time() * 10_000) * 100, 100)  # like Slack's: the time of posting
         self._state = threading.RLock()
         self._methods: dict[str, Callable[[dict, str], dict]] = {
             "auth.test": self._auth_test,
@@ -100,6 +104,8 @@ class FakeSlack(FakeServer):
             "views.update": self._views_update,
             "views.publish": self._views_publish,
             "conversations.info": self._conversations_info,
+            "conversations.history": self._conversations_history,
+            "conversations.replies": self._conversations_replies,
             "conversations.join": self._conversations_join,
             "users.info": self._users_info,
             "usergroups.users.list": self._usergroups_users_list,
@@ -166,6 +172,20 @@ class FakeSlack(FakeServer):
         with self._state:
             self._refusals.clear()
 
+    def lose_answers(self, method: str, times: int = 1) -> None:
+        """Do what the next ``times`` calls of ``method`` ask, then answer HTTP 502, as a gateway
+        that lost Slack's answer does: the message is stored though the caller cannot know it."""
+        with self._state:
+            self._lost_answers[method] = times
+
+    def hold_answers(self, method: str) -> threading.Event:
+        """Do what each call of ``method`` asks, then keep the answer until the returned event is
+        set (``held_arrived`` says one is waiting): for a process killed before it hears back."""
+        release = threading.Event()
+        with self._state:
+            self._held[method] = release
+        return release
+
     def rate_limit(self, method: str, per_second: float | None, burst: float | None = None) -> None:
         """Limit ``method`` to ``per_second`` calls per channel, as Slack limits ``chat.postMessage``
         ("1 per second per channel, short bursts allowed"): beyond it, HTTP 429 with ``Retry-After``
@@ -200,7 +220,15 @@ class FakeSlack(FakeServer):
         if seconds:
             time.sleep(seconds)
         with self._state:
-            return self._dispatch(method, args, token)
+            response = self._dispatch(method, args, token)
+            held = self._held.get(method)
+            lost = response.status == 200 and self._lost_answers.get(method, 0) > 0
+            if lost:
+                self._lost_answers[method] -= 1
+        if held is not None and not held.is_set():
+            self.held_arrived.set()
+            held.wait(30)
+        return Response(502, "<html><body>502 Bad Gateway</body></html>") if lost else response
 
     def _dispatch(self, method: str, args: dict, token: str | None) -> Response:
         if not token or not token.startswith(("xoxb-", "xoxp-", "xapp-")):
@@ -338,6 +366,7 @@ class FakeSlack(FakeServer):
             "text": args.get("text", ""),
             "blocks": args.get("blocks"),
             "thread_ts": args.get("thread_ts"),
+            "metadata": _metadata(args.get("metadata")),
             "user": BOT_USER_ID,
             "bot_id": BOT_ID,
             "team": TEAM_ID,
@@ -352,6 +381,8 @@ class FakeSlack(FakeServer):
         for field in ("text", "blocks", "attachments"):
             if field in args:
                 message[field] = args[field]
+        if "metadata" in args:
+            message["metadata"] = _metadata(args["metadata"])
         _check_blocks(message.get("blocks"), MESSAGE_BLOCK_LIMIT)
         message["edited"] = {"user": BOT_USER_ID, "ts": self._next_ts()}
         self.history[(message["channel"], message["ts"])].append(dict(message))
@@ -415,6 +446,48 @@ class FakeSlack(FakeServer):
         if channel not in self.channels:
             raise SlackError("channel_not_found")
         return {"channel": self._channel_info(channel)}
+
+    def _conversations_history(self, args: dict, token: str) -> dict:
+        """The channel's messages, newest first, without thread replies; metadata only with
+        ``include_all_metadata``; ``oldest``/``latest`` bounds; cursor pagination."""
+        channel = self._readable_channel(args.get("channel"))
+        oldest, latest = float(args.get("oldest") or 0), float(args.get("latest") or math.inf)
+        inclusive = _true(args.get("inclusive"))
+        found = [m for (c, ts), m in self.messages.items()
+                 if c == channel and m.get("thread_ts") in (None, ts)
+                 and (oldest <= float(ts) if inclusive else oldest < float(ts))
+                 and (float(ts) <= latest if inclusive else float(ts) < latest)]
+        found.sort(key=lambda m: float(m["ts"]), reverse=True)
+        return self._page(found, args, most=999)
+
+    def _conversations_replies(self, args: dict, token: str) -> dict:
+        """A thread: its parent, then its replies oldest first (those after ``oldest``), paginated."""
+        channel = self._readable_channel(args.get("channel"))
+        parent = self.messages.get((channel, args.get("ts")))
+        if parent is None:
+            raise SlackError("thread_not_found")
+        oldest = float(args.get("oldest") or 0)
+        replies = sorted((m for (c, ts), m in self.messages.items()
+                          if c == channel and m.get("thread_ts") == parent["ts"] and ts != parent["ts"] and float(ts) > oldest),
+                         key=lambda m: float(m["ts"]))
+        return self._page([parent, *replies], args, most=1000)
+
+    def _readable_channel(self, channel: str | None) -> str:
+        if "channels:history" not in self.bot_scopes:
+            raise SlackError("missing_scope")
+        return self._postable_channel(channel)
+
+    def _page(self, messages: list[dict], args: dict, *, most: int) -> dict:
+        """One page of ``messages`` as Slack pages them: ``limit``, an opaque ``cursor``, and
+        ``response_metadata.next_cursor`` (empty on the last page)."""
+        start = int(base64.b64decode(args["cursor"]).decode().removeprefix("next_ts:")) if args.get("cursor") else 0
+        limit = min(int(args.get("limit") or 100), most)
+        page = messages[start:start + limit]
+        more = start + limit < len(messages)
+        metadata = _true(args.get("include_all_metadata"))
+        shown = [{k: v for k, v in _as_returned(m).items() if metadata or k != "metadata"} for m in page]
+        cursor = base64.b64encode(f"next_ts:{start + limit}".encode()).decode() if more else ""
+        return {"messages": shown, "has_more": more, "pin_count": 0, "response_metadata": {"next_cursor": cursor}}
 
     def _conversations_join(self, args: dict, token: str) -> dict:
         channel = args.get("channel")
@@ -486,7 +559,22 @@ class FakeSlack(FakeServer):
         return {"url": self.socket_url}
 
 
-_SCOPES = ("chat:write", "commands", "channels:read", "groups:read", "usergroups:read", "files:write")
+_SCOPES = ("chat:write", "commands", "channels:read", "groups:read", "channels:history", "groups:history",
+           "usergroups:read", "files:write")
+
+
+def _metadata(value: Any) -> dict | None:
+    """Message metadata as chat.postMessage takes it: an event_type and an event_payload object."""
+    if value is None:
+        return None
+    if not isinstance(value, dict) or not isinstance(value.get("event_type"), str) or not isinstance(value.get("event_payload"), dict):
+        raise SlackError("invalid_metadata_format")
+    return {"event_type": value["event_type"], "event_payload": value["event_payload"]}
+
+
+def _true(value: Any) -> bool:
+    """A boolean argument as slack_sdk sends it (1/0) or as people write it (true/false)."""
+    return str(value).lower() in ("1", "true")
 
 
 def _error(error: str, **extra: Any) -> Response:
