@@ -56,6 +56,10 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--brands", help="conversations: only these support accounts, comma-separated (e.g. AdobeCare,HPSupport)")
     evaluate.add_argument("--seed", type=int, help="conversations: the seed of the sample's order (default 11)")
     evaluate.add_argument("--output", help="conversations: also write the JSON report to this file, updated after each turn")
+    evaluate.add_argument("--grounding", action="store_true", help="conversations: ground the drafts in each brand's help articles "
+                          "(the links its agents posted) and report top-1 and recall@5")
+    evaluate.add_argument("--retrieval", action="store_true", help="conversations: only find each turn's help articles and report "
+                          "recall@5; no drafts, so no chat model is needed")
     return parser
 
 
@@ -324,14 +328,17 @@ def cmd_eval(settings: Settings, args) -> int:
     from bot.evaluation import EvalFileError, format_table, load_file, run_eval
     from bot.evaluation.replay import is_conversations_file, run_command
 
+    if args.retrieval and (args.file is None or is_conversations_file(args.file)):
+        return run_command(settings, args)  # no chat model needed
     if not settings.model_configured:
         print("conversant eval: no model is configured: set OPENAI_API_KEY (OpenAI) or OPENAI_BASE_URL "
               "(any OpenAI-compatible server, e.g. Ollama), and OPENAI_MODEL", file=sys.stderr)
         return 2
     if args.file is None or is_conversations_file(args.file):
         return run_command(settings, args)
-    if args.limit or args.brands or args.seed is not None or args.output:
-        print("conversant eval: --limit, --brands, --seed and --output apply to conversations, not to a file of mentions",
+    if args.limit or args.brands or args.seed is not None or args.output or args.grounding or args.retrieval:
+        print("conversant eval: --limit, --brands, --seed, --output, --grounding and --retrieval apply to conversations, "
+              "not to a file of mentions",
               file=sys.stderr)
         return 2
     try:

@@ -35,6 +35,11 @@ the agent's reply, and the draft's similarity to the agent's reply: lexical alwa
 both replies and says which one the customer would rather get (``prompts/preference.md``),
 asked twice with the order swapped: the draft *wins* when both answers pick it, *loses* when
 both pick the agent, and it is a *tie* when the two answers disagree.
+
+On the turns whose agent reply links a help article: *top-1*, the draft links that article, and
+with ``--grounding`` (drafts grounded in each brand's help articles) *recall at 5*, the article
+is among the five found; ``--retrieval`` reports recall at 5 alone, without drafts. See
+``bot/evaluation/knowledge.py``.
 """
 from __future__ import annotations
 
@@ -60,6 +65,8 @@ from bot.config import Settings
 from bot.context import DraftContext, Turn
 from bot.draft import Prompts, load_prompts, make_draft, prompts_dir
 from bot.evaluation import LINKS, EvalFileError, asks_back, detect_language
+from bot.evaluation.knowledge import K, KnowledgeBases, brand_articles, help_links, linked, same_article
+from bot.knowledge.grounding import Grounding, ground
 from bot.llm import Drafter, DraftUnavailable
 from bot.models import Conversation
 from bot.platforms.formats import format_for
@@ -233,6 +240,10 @@ class ReplayResult:
     preference: Literal["draft", "tie", "agent"] | None = None
     preference_reasons: list[str] = field(default_factory=list)
     judge_error: str | None = None
+    agent_articles: list[str] = field(default_factory=list)  # the help articles the agent's reply linked
+    retrieved: list[str] = field(default_factory=list)  # with --grounding: the articles found for the turn
+    top_1: bool | None = None  # the draft links the agent's article
+    recall_at_5: bool | None = None  # the agent's article is among those found
 
 
 @dataclass
@@ -258,9 +269,10 @@ class ReplayReport:
 
 def run_replay(settings: Settings, conversations: list[tuple[int, SampleConversation]], *, judge: bool = False,
                judge_model: str | None = None, sample: dict | None = None, progress=None,
-               checkpoint: Path | None = None) -> ReplayReport:
+               checkpoint: Path | None = None, articles: dict | None = None) -> ReplayReport:
     """Draft every answered customer turn (several at once), check each draft, compare it with the agent's.
 
+    With ``articles`` (``knowledge.brand_articles``), drafts are grounded in each brand's help articles.
     With ``checkpoint``, the report of the turns done so far is rewritten there after each one, so a
     long run on a slow model that is stopped part-way still leaves its figures."""
     brands = load_brands()
@@ -279,9 +291,12 @@ def run_replay(settings: Settings, conversations: list[tuple[int, SampleConversa
         brand_settings = replace(settings, brand_name=brand.name, brand_allowed_domains=brand.domains)
         per_brand[account] = (brand, brand_settings, load_prompts(brand_settings))
 
+    bases = KnowledgeBases.build(articles, _embedder(settings, drafter)) if articles is not None else None
+
     def one(case: Case) -> ReplayResult:
         brand, brand_settings, prompts = per_brand[case.account]
-        result = _replay(drafter, brand_settings, prompts, brand, case)
+        grounding = _ground(bases, drafter, brand_settings, case) if bases else None
+        result = _replay(drafter, brand_settings, prompts, brand, case, grounding)
         if preference and result.draft:
             _prefer(drafter, preference.replace("{brand}", brand.name), judge_model, case, result)
         progress.done(result)
@@ -295,12 +310,51 @@ def run_replay(settings: Settings, conversations: list[tuple[int, SampleConversa
     done: list[ReplayResult] = []
     saving = threading.Lock()
 
-    with ThreadPoolExecutor(max_workers=settings.openai_concurrency, thread_name_prefix="replay") as pool:
-        results = list(pool.map(one, cases))
+    try:
+        with ThreadPoolExecutor(max_workers=settings.openai_concurrency, thread_name_prefix="replay") as pool:
+            results = list(pool.map(one, cases))
+    finally:
+        if bases:
+            bases.close()
     if settings.openai_embedding_model:
         _embedding_similarities(drafter, results)
     return ReplayReport(model=settings.openai_model, judge_model=judge_model,
                         embedding_model=settings.openai_embedding_model, sample=sample or {}, results=results)
+
+
+def run_retrieval(settings: Settings, conversations: list[tuple[int, SampleConversation]], articles: dict) -> dict:
+    """Recall at 5 alone, per brand and overall: the articles found for each answered turn, no drafts,
+    so no chat model (embeddings only when ``OPENAI_EMBEDDING_MODEL`` is set)."""
+    brands = load_brands()
+    embedder = Drafter(settings) if settings.openai_embedding_model else None
+    bases = KnowledgeBases.build(articles, embedder)
+    hits: dict[str, list[bool | None]] = {}
+    try:
+        for number, conversation in conversations:
+            brand = brands.get(conversation.company) or Brand(conversation.company, ())
+            brand_settings = replace(settings, brand_name=brand.name, brand_allowed_domains=brand.domains)
+            for case in cases_of(number, conversation):
+                expected = help_links(case.agent_reply, brand.domains)
+                grounding = _ground(bases, embedder, brand_settings, case) if expected else None
+                found = [m.url for m in grounding.found] if grounding else []
+                hits.setdefault(case.account, []).append(same_article(found, expected) if expected else None)
+    finally:
+        bases.close()
+    by_brand = {account: {"cases": len(v), "recall_at_5": _tally(v)} for account, v in sorted(hits.items(), key=lambda i: i[0].lower())}
+    every = [hit for v in hits.values() for hit in v]
+    return {"brands": by_brand, "overall": {"cases": len(every), "recall_at_5": _tally(every)}}
+
+
+def format_retrieval(figures: dict, settings: Settings) -> str:
+    how = f"embeddings by {settings.openai_embedding_model}" if settings.openai_embedding_model else "full-text ranking (SQLite FTS5)"
+    rows = [(account, str(f["cases"]), str(f["recall_at_5"]["applicable"]), _fraction(f["recall_at_5"]))
+            for account, f in list(figures["brands"].items()) + [("overall", figures["overall"])]]
+    header = ("brand", "turns", "with an article", "recall@5")
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(4)]
+    line = lambda row: "  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))).rstrip()
+    return "\n".join([f"Retrieval of the help article the agent linked: {K} articles found per answered turn by {how}; no drafts.", "",
+                      line(header), *[line(r) for r in rows[:-1]], "-" * len(line(header)), line(rows[-1]), "",
+                      "recall@5: the agent's article is among the five found, on the turns whose agent reply links one."])
 
 
 class Progress:
@@ -326,16 +380,31 @@ def _clip(text: str, size: int = 100) -> str:
     return text if len(text) <= size else text[: size - 1] + "…"
 
 
-def _replay(drafter: Drafter, settings: Settings, prompts: Prompts, brand: Brand, case: Case) -> ReplayResult:
+def _embedder(settings: Settings, drafter: Drafter) -> Drafter | None:
+    return drafter if settings.openai_embedding_model else None
+
+
+def _ground(bases: KnowledgeBases, drafter: Drafter, settings: Settings, case: Case) -> Grounding | None:
+    """The help articles found for the turn, as production finds them; None for a brand whose agents linked none."""
+    database = bases.db(case.account)
+    return ground(database, _embedder(settings, drafter), settings, case.conversation, case.context) if database else None
+
+
+def _replay(drafter: Drafter, settings: Settings, prompts: Prompts, brand: Brand, case: Case,
+            grounding: Grounding | None = None) -> ReplayResult:
     rules = format_for(PLATFORM)
     agent = strip_handles(case.agent_reply)
     result = ReplayResult(id=case.id, account=case.account, brand=brand.name, turn=case.turn,
                           customer_text=case.conversation.text, agent_reply=case.agent_reply,
                           expected_language=detect_language(case.conversation.text),
-                          agent_length=rules.length(agent), agent_asks=asks_back(agent))
+                          agent_length=rules.length(agent), agent_asks=asks_back(agent),
+                          agent_articles=help_links(case.agent_reply, brand.domains))
+    if grounding is not None:
+        result.retrieved = [m.url for m in grounding.found]
+        result.recall_at_5 = same_article(result.retrieved, result.agent_articles) if result.agent_articles else None
     started = time.monotonic()
     outcome = make_draft(drafter, prompts, case.conversation, platform_label=rules.label,
-                         limit=rules.limit, context=case.context)
+                         limit=rules.limit, context=case.context, grounding=grounding)
     result.seconds = round(time.monotonic() - started, 2)
     triage = outcome.triage
     if triage is None:
@@ -345,6 +414,8 @@ def _replay(drafter: Drafter, settings: Settings, prompts: Prompts, brand: Brand
         return result
     result.checks.update(schema_valid=True, needs_reply=triage.should_reply)
     result.category = triage.category
+    draft = triage.reply.strip() if triage.should_reply else ""
+    result.top_1 = same_article(linked(draft), result.agent_articles) if result.agent_articles else None
     if not triage.should_reply:
         result.outcome = "skipped"
         return result
@@ -353,14 +424,15 @@ def _replay(drafter: Drafter, settings: Settings, prompts: Prompts, brand: Brand
         result.outcome = "empty"
         return result
     result.outcome, result.draft = "drafted", draft
-    _check(result, draft, case, rules, settings)
+    _check(result, draft, case, rules, settings, grounding)
     return result
 
 
-def _check(result: ReplayResult, draft: str, case: Case, rules, settings: Settings) -> None:
+def _check(result: ReplayResult, draft: str, case: Case, rules, settings: Settings, grounding: Grounding | None = None) -> None:
     reply_rules = policy.ReplyRules(platform_label=rules.label, limit=rules.limit, length=rules.length,
                                     author_handle=case.customer, allowed_domains=settings.brand_allowed_domains,
                                     platform=PLATFORM)
+    reply_rules = policy.with_article_links(reply_rules, grounding.urls if grounding else None)
     result.problems = policy.check(draft, reply_rules)
     result.checks["policy"] = not result.problems
     result.draft_length = rules.length(strip_handles(draft))
@@ -504,6 +576,8 @@ def summarise(results: list[ReplayResult]) -> dict:
             "embedding_mean": _mean([r.embedding_similarity for r in drafted]),
         },
         "seconds_median": _median([r.seconds for r in results if r.outcome != "no_answer"]),
+        # on the turns whose agent reply links a help article (bot/evaluation/knowledge.py)
+        "help_article": {"top_1": _tally([r.top_1 for r in results]), "recall_at_5": _tally([r.recall_at_5 for r in results])},
     }
     judged = [r.preference for r in drafted if r.preference]
     if any(r.preference or r.judge_error for r in drafted):
@@ -542,6 +616,8 @@ COLUMNS = (
     ("limit", lambda s: _rate(s["checks"]["within_limit"])),
     ("len d/a", lambda s: _number(s["length"]["draft_median"], s["length"]["agent_median"])),
     ("sim", lambda s: _similarity(s["similarity"])),
+    ("top-1", lambda s: _rate(s["help_article"]["top_1"])),
+    ("R@5", lambda s: _rate(s["help_article"]["recall_at_5"])),
     ("pref w/t/l", lambda s: "{draft}/{tie}/{agent}".format(**s["preference"]) if "preference" in s else ""),
 )
 
@@ -576,7 +652,8 @@ def format_replay_table(report: ReplayReport) -> str:
     out += ["valid: schema-valid answers; reply: chose to reply (the agent did); policy: passes the output policy;",
             "no-link: no invented link; lang: the customer's language; asks: asks back where the agent did;",
             "limit: within X's 280; len d/a: median length, draft/agent; sim: similarity to the agent's reply",
-            "(lexical[/embeddings], 0-1); pref w/t/l: the customer would rather get the draft / can't tell / the agent's.",
+            "(lexical[/embeddings], 0-1); top-1: links the help article the agent linked; R@5: that article is among the",
+            "five found (--grounding); pref w/t/l: the customer would rather get the draft / can't tell / the agent's.",
             ""]
     out += _overall_lines(report.summary())
     return "\n".join(out)
@@ -600,6 +677,10 @@ def _overall_lines(s: dict) -> list[str]:
         sim = s["similarity"]
         lines.append(f"  {'similarity to the agent, lexical':<34} {sim['lexical_mean']:.2f}"
                      + (f"; embeddings {sim['embedding_mean']:.2f}" if sim["embedding_mean"] is not None else ""))
+    article = s["help_article"]
+    for key, label in (("top_1", "links the agent's help article"), ("recall_at_5", "agent's article among the 5 found")):
+        if key == "top_1" or article[key]["applicable"]:
+            lines.append(f"  {label:<34} {_fraction(article[key])}")
     if "preference" in s:
         p = s["preference"]
         lines.append(f"  {'customer would rather get':<34} the draft {p['draft']}, can't tell {p['tie']}, the agent's {p['agent']} "
@@ -625,11 +706,19 @@ def run_command(settings: Settings, args) -> int:
         print("conversant eval: --limit must be at least 1", file=sys.stderr)
         return 2
     try:
-        chosen = select(load_conversations(path), seed=seed, brands=brands, limit=args.limit)
+        everything = load_conversations(path)
+        chosen = select(everything, seed=seed, brands=brands, limit=args.limit)
+        # Each brand's knowledge base holds every help link its agents posted in the whole file.
+        sampled = {conversation.company for _, conversation in chosen}
+        articles = ({account: found for account, found in brand_articles(everything, load_brands()).items() if account in sampled}
+                    if args.grounding or args.retrieval else None)
+        if args.retrieval:
+            print(format_retrieval(run_retrieval(settings, chosen, articles), settings))
+            return 0
         sample = {"file": path.name, "seed": seed, "brands": brands or "all", "limit": args.limit,
-                  "conversations": len(chosen)}
+                  "conversations": len(chosen), **({"grounding": True} if args.grounding else {})}
         report = run_replay(settings, chosen, judge=args.judge, judge_model=args.judge_model, sample=sample,
-                            checkpoint=Path(args.output) if args.output else None)
+                            checkpoint=Path(args.output) if args.output else None, articles=articles)
     except EvalFileError as error:
         print(f"conversant eval: {error}", file=sys.stderr)
         return 2
@@ -683,6 +772,8 @@ def compare(before: ReplayReport, after: ReplayReport) -> str:
     if "preference" in b or "preference" in a:
         fmt = lambda s: "{draft}/{tie}/{agent}".format(**s["preference"]) if "preference" in s else "n/a"
         rows.append(("customer prefers draft/tie/agent", fmt(b), fmt(a)))
+    for key, label in (("top_1", "links the agent's help article"), ("recall_at_5", "agent's article among the 5 found")):
+        rows.append((label, _fraction(b["help_article"][key]), _fraction(a["help_article"][key])))
     rows.append(("median seconds per draft", str(b["seconds_median"]), str(a["seconds_median"])))
     widths = [max(len(row[i]) for row in rows + [("", "before", "after")]) for i in range(3)]
     lines = [f"| {'':<{widths[0]}} | {'before':<{widths[1]}} | {'after':<{widths[2]}} |",
