@@ -26,6 +26,7 @@ WINDOW = timedelta(minutes=30)  # how close in time the mentions of one burst ar
 SIMILARITY = 0.5  # Jaccard overlap of their words
 POSTING = "posting:"  # Burst.slack_channel while one process posts its card
 CARD_CLAIM_SECONDS = 600  # a claim this old was left by a process that died
+UNCONFIRMED = "unconfirmed:"  # Burst.slack_channel after a post Slack did not answer: Slack may hold the card
 FORMING_LOCK = 0x636F6E62  # "conb": one process at a time forms bursts (PostgreSQL advisory lock)
 STOPWORDS = frozenset(
     "the and for you your are was were this that with have has had not but what when why how all any can our out "
@@ -125,16 +126,29 @@ def claim_card(db: Database, burst_id: int) -> bool:
         claimed = session.execute(
             update(Burst)
             .where(Burst.id == burst_id, Burst.slack_ts.is_(None),
-                   or_(Burst.slack_channel.is_(None), Burst.slack_channel < f"{POSTING}{now - CARD_CLAIM_SECONDS}"))
+                   or_(Burst.slack_channel.is_(None), Burst.slack_channel < f"{POSTING}{now - CARD_CLAIM_SECONDS}",
+                       Burst.slack_channel.startswith(UNCONFIRMED)))
             .values(slack_channel=f"{POSTING}{now}")
             .execution_options(synchronize_session=False)
         )
         return claimed.rowcount == 1
 
 
-def release_card(db: Database, burst_id: int) -> None:
+def unconfirmed_since(burst: Burst) -> float | None:
+    """When an earlier post of the burst's card began whose outcome was never recorded (its
+    process died, or Slack did not answer), as epoch seconds; None when there was none."""
+    marker = "" if burst.slack_ts else burst.slack_channel or ""
+    for prefix in (POSTING, UNCONFIRMED):
+        if marker.startswith(prefix):
+            return float(marker.removeprefix(prefix))
+    return None
+
+
+def release_card(db: Database, burst_id: int, *, unconfirmed_since: float | None = None) -> None:
+    """The burst's card did not go out; ``unconfirmed_since``: Slack may hold it, posted from then."""
+    value = f"{UNCONFIRMED}{int(unconfirmed_since)}" if unconfirmed_since else None
     with db.session() as session:
-        session.execute(update(Burst).where(Burst.id == burst_id, Burst.slack_ts.is_(None)).values(slack_channel=None)
+        session.execute(update(Burst).where(Burst.id == burst_id, Burst.slack_ts.is_(None)).values(slack_channel=value)
                         .execution_options(synchronize_session=False))
 
 

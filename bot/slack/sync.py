@@ -12,7 +12,7 @@ import logging
 from sqlalchemy import select
 
 from bot import backlog, bursts, leases, threads
-from bot.models import Burst, Conversation
+from bot.models import Burst, Conversation, utcnow
 from bot.services import Services
 from bot.slack import views
 from bot.slack.cards import CardFacts, burst_card, burst_card_metadata, card_metadata, review_card
@@ -189,20 +189,36 @@ def post_burst_cards(services: Services) -> int:
     posted = 0
     for burst in bursts.with_drafted_members(services.db):
         if not burst.slack_ts:
+            earlier, attempt = bursts.unconfirmed_since(burst), utcnow().timestamp()
             if not bursts.claim_card(services.db, burst.id):
                 continue  # another process is posting this burst's card
+            found = _earlier_burst_post(services, burst.id, earlier)
             try:
-                channel, ts = services.publisher.post(burst_card_for(services, burst.id))
+                channel, ts = found or services.publisher.post(burst_card_for(services, burst.id))
             except CardPublishError as error:
                 log.error("burst %s: card not posted: %s", burst.id, error)
-                bursts.release_card(services.db, burst.id)
+                bursts.release_card(services.db, burst.id, unconfirmed_since=(earlier or attempt) if error.unknown else None)
                 continue  # its members stay drafted and in the burst; next cycle tries again
-            posted += 1
+            posted += not found
         else:
             channel, ts = burst.slack_channel, burst.slack_ts
         bursts.card_members(services.db, burst.id, channel, ts)
         refresh_burst(services, burst.id)  # now with the carded counts and buttons
     return posted
+
+
+def _earlier_burst_post(services: Services, burst_id: int, since: float | None) -> tuple[str, str] | None:
+    """Where Slack holds the burst's card already, when an earlier post of it got no answer."""
+    if since is None:
+        return None
+    try:
+        ts = services.publisher.find(burst_card_metadata(burst_id), since=since)
+    except CardPublishError as error:
+        log.warning("burst %s: could not look for an earlier post of its card (%s); posting it", burst_id, error)
+        return None
+    if ts:
+        log.warning("burst %s: its card was already on Slack (%s), posted before a crash or a lost answer; kept", burst_id, ts)
+    return (services.publisher.channel, ts) if ts else None
 
 
 def open_burst(services: Services, burst_id: int, user: str) -> int:

@@ -12,9 +12,10 @@ from datetime import timedelta
 from sqlalchemy import update
 
 from bot import flows
-from bot.models import AuditEvent, Conversation, State, utcnow
+from bot.models import AuditEvent, Burst, Conversation, State, utcnow
 from bot.pipeline import poll_once
 from tests.conftest import triage
+from tests.scenario.test_bursts import outage
 from tests.support import carded_mention, load
 
 CARD = "conversant_card"
@@ -112,6 +113,27 @@ def test_a_card_in_a_thread_is_looked_for_in_that_thread(services, slack):
     found = publisher.find(metadata, since=since, channel=channel, thread_ts=parent)
     assert found and slack.messages[(channel, found)]["thread_ts"] == parent
     assert slack.last("conversations.replies")["ts"] == parent
+
+
+def test_a_burst_card_whose_answer_was_lost_is_found_not_posted_twice(services, slack, model, bluesky):
+    outage(bluesky, model, count=6)
+    slack.lose_answers("chat.postMessage")
+
+    poll_once(services)
+    with services.db.session() as session:
+        burst = session.query(Burst).one()
+    assert burst.slack_ts is None and burst.slack_channel.startswith("unconfirmed:")
+
+    poll_once(services)
+
+    with services.db.session() as session:
+        burst = session.query(Burst).one()
+        members = session.query(Conversation).filter(Conversation.burst_id == burst.id).all()
+    burst_cards = [m for m in slack.messages.values()
+                   if (m.get("metadata") or {}) == {"event_type": "conversant_burst_card", "event_payload": {"burst_id": burst.id}}]
+    assert [m["ts"] for m in burst_cards] == [burst.slack_ts]
+    assert {m.state for m in members} == {State.CARDED.value} and {m.slack_ts for m in members} == {burst.slack_ts}
+    assert len(slack.calls_to("chat.postMessage")) == 1
 
 
 def run_poller(env: dict, cwd) -> subprocess.Popen:
