@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dotenv import dotenv_values
+
+from bot.accounts import Account, AccountsError, load_accounts_file
+from bot.routing import Routes
 
 
 class ConfigError(Exception):
@@ -92,6 +95,9 @@ class Settings:
     log_level: str = "INFO"
     log_format: str = "text"
     metrics_port: int | None = None  # the worker's and `run`'s /metrics, /healthz, /readyz; unset: none
+    accounts_file: Path | None = None  # CONVERSANT_ACCOUNTS; unset: one account per platform from the variables above
+    accounts: tuple[Account, ...] = ()  # the file's accounts
+    routes: Routes = field(default_factory=Routes)  # the file's routing rules
 
     @property
     def digest_channel(self) -> str | None:
@@ -197,6 +203,13 @@ def load_settings(environ: dict[str, str] | None = None, dotenv_path: str | Path
         metrics_port=check(_port, env, "METRICS_PORT"),
         log_format=(check(_choice, env, "LOG_FORMAT", "text", ("TEXT", "JSON")) or "text").lower(),
     )
+    accounts_file = Path(get("CONVERSANT_ACCOUNTS")) if get("CONVERSANT_ACCOUNTS") else None
+    if accounts_file:
+        try:
+            found = load_accounts_file(accounts_file, env)
+            settings = replace(settings, accounts_file=accounts_file, accounts=found.accounts, routes=found.routes)
+        except AccountsError as error:
+            problems.extend(str(error).splitlines())
     if problems:
         raise ConfigError(*problems)
     return settings

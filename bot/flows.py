@@ -192,7 +192,7 @@ def send_approved(services: Services) -> int:
 
 def reconcile(services: Services) -> int:
     """Posts of unknown outcome: settled from the platform's thread, posted again when it has no reply."""
-    settled = outbox.reconcile(services.db, services.platforms)
+    settled = outbox.reconcile(services.db, services.brand)
     for conversation_id, state in settled.items():
         if state is State.APPROVED:
             send(services, conversation_id)
@@ -203,7 +203,7 @@ def reconcile(services: Services) -> int:
 
 def recheck_open(services: Services) -> int:
     """Waiting cards whose mention was meanwhile deleted or answered natively are closed."""
-    changed = outbox.recheck_open(services.db, services.platforms)
+    changed = outbox.recheck_open(services.db, services.brand)
     sync.refresh_cards(services, changed)
     return len(changed)
 

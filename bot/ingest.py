@@ -1,4 +1,8 @@
-"""Fetch mentions from one platform and store the new ones with the platform's cursors."""
+"""Fetch mentions for one brand account and store the new ones with the account's cursors.
+
+A post that mentions two of the brand's accounts reaches both; it is stored once (the first
+fetch wins), as one conversation, replied to by the account it mentions first.
+"""
 from __future__ import annotations
 
 import logging
@@ -11,6 +15,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from bot.accounts import Account, first_mentioned
 from bot.db import Database
 from bot.models import Conversation, PlatformCursor, State, utcnow
 from bot.platforms.base import Mention, Platform, PlatformError
@@ -20,18 +25,21 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class IngestReport:
-    platform: str
+    platform: str  # the account's id: the platform's name in the single-account configuration
     fetched: int = 0
     new: int = 0
     errors: list[PlatformError] = field(default_factory=list)
 
 
-def ingest(db: Database, platform: Platform, *, first_run_lookback: timedelta) -> IngestReport:
-    """One platform's new mentions into the database; a feed read for the first time goes back
-    ``first_run_lookback``. Raises PlatformError when nothing could be read."""
-    report = IngestReport(platform.name)
+def ingest(db: Database, platform: Platform, *, first_run_lookback: timedelta, account: Account | None = None,
+           siblings: tuple[Account, ...] = ()) -> IngestReport:
+    """One account's new mentions into the database; a feed read for the first time goes back
+    ``first_run_lookback``. ``siblings``: the brand's accounts on the same platform, to tell
+    which one a mention names first. Raises PlatformError when nothing could be read."""
+    key = account.id if account else platform.name
+    report = IngestReport(key)
     with db.session() as session:
-        cursors = load_cursors(session, platform.name)
+        cursors = load_cursors(session, key)
     first_run_since = utcnow() - first_run_lookback
     result = platform.fetch_mentions(cursors, first_run_since)
     report.fetched = len(result.mentions)
@@ -40,34 +48,42 @@ def ingest(db: Database, platform: Platform, *, first_run_lookback: timedelta) -
     def store() -> int:
         with db.session() as session:
             # Mentions and cursors commit together: a crash here repeats the fetch, never skips it.
-            new = insert_mentions(session, result.mentions)
-            save_cursors(session, platform.name, result.cursors)
+            new = insert_mentions(session, result.mentions, account=account, siblings=siblings)
+            save_cursors(session, key, result.cursors)
         return new
 
-    report.new = db.retry(store, what=f"storing {platform.name} mentions")
-    log.info("%s: %d fetched, %d new", platform.name, report.fetched, report.new)
+    report.new = db.retry(store, what=f"storing {key} mentions")
+    log.info("%s: %d fetched, %d new", key, report.fetched, report.new)
     return report
 
 
-def load_cursors(session: Session, platform: str) -> dict[str, dict]:
-    rows = session.scalars(select(PlatformCursor).where(PlatformCursor.platform == platform))
+def replying_account(mention: Mention, fetched_by: Account | None, siblings: tuple[Account, ...]) -> str | None:
+    """The account named first in the post; else (a keyword, a reply in a thread) the one that found it."""
+    named = first_mentioned(siblings, mention.text) if len(siblings) > 1 else None
+    chosen = named or fetched_by
+    return chosen.id if chosen else None
+
+
+def load_cursors(session: Session, account: str) -> dict[str, dict]:
+    rows = session.scalars(select(PlatformCursor).where(PlatformCursor.account == account))
     return {row.feed: row.value for row in rows}
 
 
-def save_cursors(session: Session, platform: str, cursors: dict[str, dict]) -> None:
+def save_cursors(session: Session, account: str, cursors: dict[str, dict]) -> None:
     """Upsert each feed's cursor: one statement, no read first."""
     if not cursors:
         return
     now = utcnow()
     statement = _insert(session, PlatformCursor)
     statement = statement.on_conflict_do_update(
-        index_elements=["platform", "feed"], set_={"value": statement.excluded.value, "updated_at": statement.excluded.updated_at}
+        index_elements=["account", "feed"], set_={"value": statement.excluded.value, "updated_at": statement.excluded.updated_at}
     )
     # In one order (by feed), as every process writes them: rows locked in different orders deadlock.
-    session.execute(statement, [{"platform": platform, "feed": feed, "value": cursors[feed], "updated_at": now} for feed in sorted(cursors)])
+    session.execute(statement, [{"account": account, "feed": feed, "value": cursors[feed], "updated_at": now} for feed in sorted(cursors)])
 
 
-def insert_mentions(session: Session, mentions: list[Mention]) -> int:
+def insert_mentions(session: Session, mentions: list[Mention], *, account: Account | None = None,
+                    siblings: tuple[Account, ...] = ()) -> int:
     """Insert the mentions not stored yet; returns how many were new.
 
     Most of a page was stored by an earlier poll (adapters re-read behind their
@@ -94,6 +110,8 @@ def insert_mentions(session: Session, mentions: list[Mention]) -> int:
             "text": m.text,
             "url": m.url,
             "parent_text": m.parent_text,
+            "language": m.language,
+            "account": replying_account(m, account, siblings),
             "posted_at": m.created_at,
             "received_at": now,
             "updated_at": now,

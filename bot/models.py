@@ -144,6 +144,8 @@ class Conversation(Base):
     text: Mapped[str] = mapped_column(Text)
     url: Mapped[str] = mapped_column(String(1024))
     parent_text: Mapped[str | None] = mapped_column(Text)
+    language: Mapped[str | None] = mapped_column(String(16))  # as the platform gives it ("en"), for routing
+    account: Mapped[str | None] = mapped_column(String(20))  # the brand account that replies; None: the platform's first
     posted_at: Mapped[datetime] = mapped_column(UTCDateTime)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
@@ -167,6 +169,10 @@ class Conversation(Base):
     first_turn_id: Mapped[int | None] = mapped_column(ForeignKey("conversations.id", ondelete="SET NULL"), index=True)
     draft_stale: Mapped[bool] = mapped_column(default=False)  # a newer turn arrived while this draft waited
     burst_id: Mapped[int | None] = mapped_column(ForeignKey("bursts.id", ondelete="SET NULL"), index=True)
+
+    # where it goes (bot/routing.py), decided once it is triaged
+    route: Mapped[str | None] = mapped_column(String(64))
+    review_channel: Mapped[str | None] = mapped_column(String(32))
 
     # the card
     slack_channel: Mapped[str | None] = mapped_column(String(32))
@@ -231,11 +237,11 @@ class AuditEvent(Base):
 
 
 class PlatformCursor(Base):
-    """Where each platform's feed was read up to, saved with the mentions it yielded."""
+    """Where each account's feed was read up to, saved with the mentions it yielded."""
 
     __tablename__ = "platform_cursors"
 
-    platform: Mapped[str] = mapped_column(String(20), primary_key=True)
+    account: Mapped[str] = mapped_column(String(20), primary_key=True)
     feed: Mapped[str] = mapped_column(String(255), primary_key=True)
     value: Mapped[dict] = mapped_column(JSON)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

@@ -13,10 +13,11 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from bot import policy
+from bot.brand import Brand
 from bot.db import Database
 from bot.metrics import POST_LATENCY
 from bot.models import RECONCILE_AFTER, UNKNOWN_OUTCOME, Conversation, State, audit, transition, utcnow
-from bot.platforms.base import MentionGone, Platform, PlatformError, RateLimited, Unavailable
+from bot.platforms.base import MentionGone, PlatformError, RateLimited, Unavailable
 from bot.purge import FORGET_DELETED
 from bot.rulebook import Rulebook
 from bot.threads import settle_on_platform
@@ -39,14 +40,14 @@ def send(db: Database, rules: Rulebook, conversation_id: int) -> State | None:
 
 def _post(db: Database, rules: Rulebook, conversation: Conversation) -> State:
     cid = conversation.id
-    platform = rules.platforms.get(conversation.platform)
+    platform = rules.adapter(conversation)
     if platform is None:
-        return _fail(db, cid, f"{conversation.platform} is not enabled in this Conversant (set its credentials)")
+        return _fail(db, cid, f"{conversation.account or conversation.platform} is not enabled in this Conversant (set its credentials)")
     problems = policy.check(conversation.reply_text or "", rules.reply(conversation))
     if problems:
         return _fail(db, cid, " ".join(problems))
     # A deleted mention or a reply the brand already posted natively: nothing left to post.
-    settled = settle_on_platform(db, platform, conversation, State.POSTING)
+    settled = settle_on_platform(db, platform, conversation, State.POSTING, others=rules.accounts.others(conversation))
     if settled:
         return settled
     try:
@@ -80,7 +81,7 @@ def _post(db: Database, rules: Rulebook, conversation: Conversation) -> State:
     return State.REPLIED
 
 
-def recheck_open(db: Database, platforms: dict[str, Platform], *, every: timedelta = timedelta(minutes=5), limit: int = 50) -> list[int]:
+def recheck_open(db: Database, brand: Brand, *, every: timedelta = timedelta(minutes=5), limit: int = 50) -> list[int]:
     """Cards still waiting: has the author deleted the mention, or the brand answered natively?
     Returns the conversations that were settled (their cards change)."""
     cutoff = utcnow() - every
@@ -94,10 +95,10 @@ def recheck_open(db: Database, platforms: dict[str, Platform], *, every: timedel
         ).all()
     changed = []
     for conversation in due:
-        platform = platforms.get(conversation.platform)
+        platform = brand.adapter(conversation)
         if platform is None:
             continue
-        if settle_on_platform(db, platform, conversation, State.CARDED):
+        if settle_on_platform(db, platform, conversation, State.CARDED, others=brand.others(conversation)):
             changed.append(conversation.id)
         else:
             with db.session() as session:
@@ -119,7 +120,7 @@ def approved_ids(db: Database) -> list[int]:
         return list(session.scalars(select(Conversation.id).where(Conversation.state == State.APPROVED.value)))
 
 
-def reconcile(db: Database, platforms: dict[str, Platform]) -> dict[int, State]:
+def reconcile(db: Database, brand: Brand) -> dict[int, State]:
     """Settle posts whose outcome is unknown by looking for the brand's reply in the thread.
 
     Returns what each settled one became: REPLIED (the reply is there), DELETED, or APPROVED
@@ -132,11 +133,12 @@ def reconcile(db: Database, platforms: dict[str, Platform]) -> dict[int, State]:
         ).all()
     settled: dict[int, State] = {}
     for conversation in stuck:
-        platform = platforms.get(conversation.platform)
+        platform = brand.adapter(conversation)
         if platform is None:
             continue
         try:
-            state = settle_on_platform(db, platform, conversation, State.POSTING, found=State.REPLIED, must_know=True)
+            state = settle_on_platform(db, platform, conversation, State.POSTING, found=State.REPLIED, must_know=True,
+                                       others=brand.others(conversation))
         except PlatformError as error:
             log.warning("conversation %s: still cannot tell whether the reply was posted (%s)", conversation.id, error)
             continue

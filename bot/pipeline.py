@@ -72,20 +72,26 @@ def poll_once(services: Services) -> CycleReport:
         log.info("paused: not polling")
         report.sent, report.reconciled = flows.send_approved(services), flows.reconcile(services)
         return report
-    for platform in services.platforms.values():
-        waiting_until = rate_limited_until(services, platform.name)
+    brand = services.brand
+    for account in brand.accounts:  # each account with its own login and cursors
+        platform = brand.adapters.get(account.id)
+        if platform is None:
+            continue
+        key, label = account.id, brand.label(account)  # the platform's name and label with one account each
+        waiting_until = rate_limited_until(services, key)
         if waiting_until:
-            log.info("%s: rate limited until %s; not polling it this cycle", platform.name, waiting_until.isoformat())
-            report.failed_platforms[platform.name] = f"rate limited until {waiting_until:%H:%M:%S} UTC"
+            log.info("%s: rate limited until %s; not polling it this cycle", key, waiting_until.isoformat())
+            report.failed_platforms[key] = f"rate limited until {waiting_until:%H:%M:%S} UTC"
             continue
         try:
-            result = ingest(services.db, platform, first_run_lookback=services.settings.first_run_lookback)
+            result = ingest(services.db, platform, first_run_lookback=services.settings.first_run_lookback,
+                            account=account, siblings=brand.on(account.platform))
         except PlatformError as error:
-            report.failed_platforms[platform.name] = str(error)
-            record_platform_status(services, platform.label, platform.name, error)
+            report.failed_platforms[key] = str(error)
+            record_platform_status(services, label, key, error)
             continue
         report.ingested.append(result)
-        record_platform_status(services, platform.label, platform.name, result.errors[0] if result.errors else None)
+        record_platform_status(services, label, key, result.errors[0] if result.errors else None)
     services.db.retry(lambda: release_stale_claims(services), what="releasing stale claims")
     card_stored(services, report, until=until, stop=stop)
     sync.show_queue(services)
@@ -294,5 +300,6 @@ def _check_thread(services: Services, conversation_id: int) -> State | None:
     gets no draft and no card (ANSWERED_ELSEWHERE or DELETED); None when it needs a draft."""
     with services.db.session() as session:
         conversation = session.get(Conversation, conversation_id)
-    platform = services.platforms.get(conversation.platform)
-    return threads.settle_on_platform(services.db, platform, conversation, State.DRAFTING) if platform else None
+    platform = services.brand.adapter(conversation)
+    return threads.settle_on_platform(services.db, platform, conversation, State.DRAFTING,
+                                      others=services.brand.others(conversation)) if platform else None

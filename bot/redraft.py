@@ -85,5 +85,5 @@ def _redraft(services: Services, conversation_id: int, user: str, instruction: s
 
 def compose(services: Services, conversation: Conversation, text: str) -> str:
     """The reply as it will be posted (Mastodon's starts with the author's @acct)."""
-    platform = services.platforms.get(conversation.platform)
+    platform = services.brand.adapter(conversation)
     return platform.compose_reply(conversation.thread_ref, text) if platform is not None else text

@@ -1,11 +1,13 @@
 """The reply rules in force: each platform's format as its adapter knows it (no network), the
-brand's allowed link domains and those of its imported help articles."""
+allowed link domains (the replying account's, else the brand's) and those of its imported help
+articles; and which account's adapter posts a conversation's reply."""
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from bot import policy
+from bot.brand import Brand
 from bot.db import Database
 from bot.knowledge import store as knowledge
 from bot.models import Conversation
@@ -18,6 +20,15 @@ class Rulebook:
     db: Database
     allowed_domains: tuple[str, ...]  # BRAND_ALLOWED_DOMAINS
     platforms: Mapping[str, Platform]  # the enabled ones; a platform's format may change after it logs in
+    brand: Brand | None = None  # the accounts; None: one per platform, the adapters above
+
+    @property
+    def accounts(self) -> Brand:
+        return self.brand or Brand.one_per_platform(self.platforms)
+
+    def adapter(self, conversation: Conversation) -> Platform | None:
+        """The adapter of the account that replies to ``conversation``."""
+        return self.accounts.adapter(conversation)
 
     def format(self, name: str) -> PlatformFormat:
         platform = self.platforms.get(name)
@@ -26,7 +37,9 @@ class Rulebook:
     def reply(self, conversation: Conversation) -> policy.ReplyRules:
         """What any reply to ``conversation`` must meet: links only to the allowed domains and
         those of the imported help articles."""
-        allowed = tuple(dict.fromkeys(self.allowed_domains + knowledge.domains(self.db)))
+        account = self.accounts.replying(conversation)
+        own = account.allowed_domains if account and account.allowed_domains else self.allowed_domains
+        allowed = tuple(dict.fromkeys(own + knowledge.domains(self.db)))
         return policy.reply_rules(self.format(conversation.platform), conversation, allowed)
 
     def draft(self, conversation: Conversation, article_urls: tuple[str, ...] | None) -> policy.ReplyRules:

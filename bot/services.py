@@ -4,12 +4,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from bot.brand import Brand
 from bot.config import Settings
 from bot.db import Database
 from bot.draft import Prompts, load_prompts
 from bot.llm import Drafter
 from bot.platforms.base import Platform
-from bot.platforms.registry import enabled_platforms
+from bot.platforms.registry import account_platforms, enabled_accounts
 from bot.rulebook import Rulebook
 
 
@@ -29,10 +30,15 @@ class Services:
     prompts: Prompts
     publisher: Publisher
     slack_client: object | None = None
+    brand: Brand | None = None  # the accounts and their adapters; None: one account per platform (``platforms``)
+
+    def __post_init__(self) -> None:
+        if self.brand is None:
+            self.brand = Brand.one_per_platform(self.platforms)
 
     @property
     def rules(self) -> Rulebook:
-        return Rulebook(self.db, self.settings.brand_allowed_domains, self.platforms)
+        return Rulebook(self.db, self.settings.brand_allowed_domains, self.platforms, self.brand)
 
 
 def build_services(settings: Settings, *, publisher: Publisher | None = None, platforms: dict | None = None) -> Services:
@@ -44,10 +50,16 @@ def build_services(settings: Settings, *, publisher: Publisher | None = None, pl
         pacer = ChannelPacer(settings.slack_messages_per_second)  # one per process: every message to a channel shares it
         client = make_client(settings.slack_bot_token, settings.slack_api_url, pacer)
         publisher = SlackPublisher(client, settings.slack_review_channel, pacer)
+    brand = None
+    if platforms is None:
+        adapters = account_platforms(settings)
+        brand = Brand(enabled_accounts(settings), adapters)
+        platforms = brand.first_of_each_platform()
     return Services(
         settings=settings,
         db=Database(settings.database_url),
-        platforms=enabled_platforms(settings) if platforms is None else platforms,
+        platforms=platforms,
+        brand=brand,
         drafter=Drafter(settings) if settings.model_configured else None,
         prompts=load_prompts(settings),
         publisher=publisher,

@@ -143,6 +143,10 @@ class StreamRunner:
                  backoff: tuple[float, ...] = BACKOFF) -> None:
         self.services, self.stream = services, stream
         self.platform = services.platforms[stream.platform]
+        # A stream follows the platform's first account; polling reads every account.
+        self.siblings = services.brand.on(stream.platform)
+        self.account = next(iter(self.siblings), None)
+        self.key = self.account.id if self.account else self.platform.name  # its cursors and status
         self.feed = feed_name(stream)
         self.on_new = on_new or (lambda: None)
         self.leadership = leadership or Leadership(services.db, key=stream_lock_key(stream),
@@ -194,7 +198,7 @@ class StreamRunner:
     def _cursor(self) -> dict | None:
         """The stored cursor, or None after a gap the stream cannot replay (then one poll fills it)."""
         with self.services.db.session() as session:
-            cursor = load_cursors(session, self.platform.name).get(self.feed)
+            cursor = load_cursors(session, self.key).get(self.feed)
         at = _parse(cursor.get("at")) if cursor else None
         if at is not None and utcnow() - at <= self.stream.replay_window:
             return cursor
@@ -207,12 +211,13 @@ class StreamRunner:
         from bot.pipeline import record_platform_status
 
         try:
-            report = ingest(self.services.db, self.platform, first_run_lookback=self.services.settings.first_run_lookback)
+            report = ingest(self.services.db, self.platform, first_run_lookback=self.services.settings.first_run_lookback,
+                            account=self.account, siblings=self.siblings)
         except PlatformError as error:
             log.warning("%s: the polling pass for the gap failed (%s); the poll cycle tries again", self.platform.name, error)
-            record_platform_status(self.services, self.platform.label, self.platform.name, error)
+            record_platform_status(self.services, self.platform.label, self.key, error)
             return
-        record_platform_status(self.services, self.platform.label, self.platform.name, report.errors[0] if report.errors else None)
+        record_platform_status(self.services, self.platform.label, self.key, report.errors[0] if report.errors else None)
         self.gap_polls += 1
         if report.new:
             self.on_new()
@@ -220,9 +225,9 @@ class StreamRunner:
     def _deliver(self, batch: StreamBatch) -> None:
         with self.services.db.session() as session:
             # One transaction: the cursor never moves past a mention that is not stored.
-            new = insert_mentions(session, batch.mentions)
+            new = insert_mentions(session, batch.mentions, account=self.account, siblings=self.siblings)
             if batch.cursor is not None:  # None: the stream just connected, nothing read yet
-                save_cursors(session, self.platform.name, {self.feed: batch.cursor})
+                save_cursors(session, self.key, {self.feed: batch.cursor})
         if self._failures or self.state.state != "streaming":
             self._recovered()
         if batch.gap:

@@ -11,6 +11,7 @@ a reply about to be posted, a nudge), and the one place that decides the resulti
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import select, update
@@ -25,16 +26,24 @@ log = logging.getLogger(__name__)
 
 
 def settle_on_platform(db: Database, platform: Platform, conversation: Conversation, from_states,
-                       *, found: State = State.ANSWERED_ELSEWHERE, must_know: bool = False) -> State | None:
+                       *, found: State = State.ANSWERED_ELSEWHERE, must_know: bool = False,
+                       others: Sequence[Platform] = ()) -> State | None:
     """Look at the mention's thread: the state it moved to (answered or deleted), or None while open.
 
     ``found`` is what a reply of the brand's in the thread means: ANSWERED_ELSEWHERE for a
     conversation nobody answered through Conversant, REPLIED for a post whose outcome was lost.
+    ``others``: the brand's other accounts on the platform; a reply from any of them answers it
+    too (ANSWERED_ELSEWHERE), asked only when the replying account has none.
     ``must_know``: a platform that cannot be asked raises (PlatformError) instead of counting as open.
     """
     cid = conversation.id
     try:
         reply = platform.find_brand_reply(conversation.thread_ref)
+        for other in others if reply is None else ():
+            reply = other.find_brand_reply(conversation.thread_ref)
+            if reply is not None:
+                found = State.ANSWERED_ELSEWHERE  # a sibling's reply, never the post this account lost
+                break
     except MentionGone:
         with db.session() as session:
             if transition(session, cid, from_states, State.DELETED, checked_at=utcnow(), **FORGET_DELETED):

@@ -115,8 +115,8 @@ def _still_waiting(services: Services, cards, now: datetime, report: NudgeReport
     """Ask each platform whether the brand answered meanwhile (or the mention is gone); close those cards."""
     waiting = set()
     for c in cards:
-        platform = services.platforms.get(c.platform)
-        settled = settle_on_platform(services.db, platform, c, OPEN_ON_SLACK) if platform is not None else None
+        platform = services.brand.adapter(c)
+        settled = settle_on_platform(services.db, platform, c, OPEN_ON_SLACK, others=services.brand.others(c)) if platform is not None else None
         if settled is None:
             waiting.add(c.id)
             continue

@@ -33,6 +33,7 @@ class Mention:
     url: str
     created_at: datetime
     parent_text: str | None = None
+    language: str | None = None  # the post's language as the platform gives it ("en"), for routing
 
 
 @dataclass(frozen=True)

@@ -1,17 +1,15 @@
-"""Build the adapters whose credentials are set; half-set credentials are a configuration error."""
+"""Build one adapter per brand account; half-set credentials are a configuration error.
+
+The accounts come from the accounts file (``CONVERSANT_ACCOUNTS``), else one per platform from
+the single-account variables, with the platform's name as the account's id (``bluesky``).
+"""
 from __future__ import annotations
 
+from dataclasses import replace
+
+from bot.accounts import CREDENTIALS, HANDLE_VARIABLE, Account
 from bot.config import ConfigError, Settings
 from bot.platforms.base import Platform
-
-# The variables that together enable each platform (CONTRACT.md).
-CREDENTIALS = {
-    "bluesky": ("BLUESKY_HANDLE", "BLUESKY_APP_PASSWORD"),
-    "mastodon": ("MASTODON_API_BASE_URL", "MASTODON_ACCESS_TOKEN"),
-    # Posting needs user context (OAuth 1.0a); the bearer token alone could read but never reply.
-    "x": ("X_API_KEY", "X_API_SECRET", "X_ACCESS_TOKEN", "X_ACCESS_TOKEN_SECRET"),
-    "reddit": ("REDDIT_CLIENT_ID", "REDDIT_CLIENT_SECRET", "REDDIT_USERNAME", "REDDIT_PASSWORD"),
-}
 
 
 def enabled_names(settings: Settings) -> list[str]:
@@ -28,11 +26,46 @@ def enabled_names(settings: Settings) -> list[str]:
     return enabled
 
 
+def enabled_accounts(settings: Settings) -> tuple[Account, ...]:
+    """The brand's accounts, in the file's order (or Bluesky, Mastodon, X, Reddit)."""
+    if settings.accounts_file:
+        return settings.accounts
+    return tuple(_shorthand_account(settings, name) for name in enabled_names(settings))
+
+
+def _shorthand_account(settings: Settings, name: str) -> Account:
+    handle = getattr(settings, HANDLE_VARIABLE[name].lower()) if name in HANDLE_VARIABLE else None
+    return Account(id=name, platform=name, handle=handle, allowed_domains=settings.brand_allowed_domains,
+                   keywords=settings.brand_keywords, review_channel=settings.slack_review_channel)
+
+
+def account_platforms(settings: Settings) -> dict[str, Platform]:
+    """One adapter (one login) per account, by account id."""
+    return {account.id: BUILDERS[account.platform](settings_for(settings, account)) for account in enabled_accounts(settings)}
+
+
 def enabled_platforms(settings: Settings) -> dict[str, Platform]:
+    """The first account's adapter of each platform, by platform name (formats, streams, Home)."""
+    adapters = account_platforms(settings)
     platforms: dict[str, Platform] = {}
-    for name in enabled_names(settings):
-        platforms[name] = BUILDERS[name](settings)
+    for account in enabled_accounts(settings):
+        platforms.setdefault(account.platform, adapters[account.id])
     return platforms
+
+
+def settings_for(settings: Settings, account: Account) -> Settings:
+    """The settings an adapter reads, with this account's credentials and keywords."""
+    if not settings.accounts_file:
+        return settings
+    values = {name.lower(): value for name, value in account.secrets.items()}
+    if "bluesky_handle" in values:
+        values["bluesky_handle"] = values["bluesky_handle"].lstrip("@")
+    if "reddit_subreddits" in values:
+        values["reddit_subreddits"] = tuple(s.strip() for s in values["reddit_subreddits"].split(",") if s.strip()) or ("all",)
+    for url in ("bluesky_pds_url", "mastodon_api_base_url"):
+        if url in values:
+            values[url] = values[url].rstrip("/")
+    return replace(settings, brand_keywords=account.keywords, **values)
 
 
 def _bluesky(s: Settings) -> Platform:
