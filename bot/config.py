@@ -50,6 +50,7 @@ class Settings:
     slack_messages_per_second: float = 1.0  # Slack's chat.postMessage limit: about 1 per second per channel
     slack_approvers: tuple[str, ...] = ()
     slack_oncall: tuple[str, ...] = ()
+    slack_signoffs: tuple[tuple[str, str], ...] = ()  # (user ID, initials): replies they approve end with " ^JD"
     openai_api_key: str | None = None
     openai_base_url: str | None = None
     openai_model: str = "gpt-4o-mini"
@@ -157,6 +158,7 @@ def load_settings(environ: dict[str, str] | None = None, dotenv_path: str | Path
         slack_messages_per_second=check(_number, env, "SLACK_MESSAGES_PER_SECOND", 1.0, minimum=0.01),
         slack_approvers=check(_slack_ids, env, "SLACK_APPROVERS"),
         slack_oncall=check(_slack_ids, env, "SLACK_ONCALL"),
+        slack_signoffs=check(_signoffs, env, "SLACK_SIGNOFFS"),
         openai_api_key=get("OPENAI_API_KEY"),
         openai_base_url=check(_url, env, "OPENAI_BASE_URL", None),
         openai_model=get("OPENAI_MODEL", Settings.openai_model),
@@ -261,6 +263,18 @@ def _slack_ids(env: dict, name: str) -> tuple[str, ...]:
     if bad:
         raise ConfigError(f"{name} must list Slack user IDs (U...) or user group IDs (S...); got {', '.join(bad)}")
     return ids
+
+
+def _signoffs(env: dict, name: str) -> tuple[tuple[str, str], ...]:
+    """``U123:JD,U456:AB``: each approver's initials, 1 to 4 letters or digits."""
+    pairs = []
+    for item in _list(env, name):
+        user, _, initials = item.partition(":")
+        if not re.fullmatch(r"[UW][A-Z0-9_]+", user.strip()) or not re.fullmatch(r"\w{1,4}", initials.strip()):
+            raise ConfigError(f"{name} must list USER_ID:INITIALS pairs, e.g. U123ABC:JD,U456DEF:AB (initials of 1 to 4 "
+                              f"letters or digits); got {item!r}")
+        pairs.append((user.strip(), initials.strip()))
+    return tuple(pairs)
 
 
 def _number(env: dict, name: str, default: float, *, minimum: float, integer: bool = False) -> float:

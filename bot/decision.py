@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import update
 
-from bot import business_hours, policy
+from bot import business_hours, policy, signoffs
 from bot.config import Settings
 from bot.db import Database
 from bot.knowledge.grounding import offered_urls
@@ -41,7 +41,7 @@ class Decision:
 
 
 def approve(db: Database, rules: Rulebook, conversation_id: int, user: str) -> Decision:
-    """Approve the draft as it stands."""
+    """Approve the draft as it stands (with the approver's sign-off, when they have one)."""
     conversation = _load(db, conversation_id)
     if conversation is None:
         return Decision(Outcome.NOT_FOUND, "That conversation no longer exists.")
@@ -50,10 +50,11 @@ def approve(db: Database, rules: Rulebook, conversation_id: int, user: str) -> D
     if conversation.draft_stale:
         return Decision(Outcome.BLOCKED, "A newer message arrived in this thread, so this draft is out of date. "
                                          "Approve the newest turn's draft, or use Edit here.")
-    problems = policy.check(conversation.draft_text, rules.draft(conversation, offered_urls(conversation.grounding)))
-    if problems:
-        return Decision(Outcome.BLOCKED, "This draft can't be approved as written: " + " ".join(problems) + " Use Edit to fix it.")
-    return _approve(db, conversation, user, conversation.draft_text, edited=False, from_states=(State.CARDED,))
+    text = rules.signed(conversation.draft_text, user)
+    problem = _problem(text, conversation.draft_text, rules.draft(conversation, offered_urls(conversation.grounding)))
+    if problem:
+        return Decision(Outcome.BLOCKED, "This draft can't be approved as written: " + problem + " Use Edit to fix it.")
+    return _approve(db, conversation, user, text, edited=False, from_states=(State.CARDED,))
 
 
 def approve_edited(db: Database, rules: Rulebook, conversation_id: int, user: str, text: str) -> Decision:
@@ -61,22 +62,83 @@ def approve_edited(db: Database, rules: Rulebook, conversation_id: int, user: st
     conversation = _load(db, conversation_id)
     if conversation is None:
         return Decision(Outcome.NOT_FOUND, "That conversation no longer exists.")
-    text = text.strip()
-    problems = policy.check(text, rules.reply(conversation))
-    if problems:
-        return Decision(Outcome.BLOCKED, " ".join(problems))
-    edited = text != (conversation.draft_text or "")
-    return _approve(db, conversation, user, text, edited=edited, from_states=(State.CARDED, State.POST_FAILED))
+    problem = edit_problem(rules, conversation, user, text)
+    if problem:
+        return Decision(Outcome.BLOCKED, problem)
+    signed = rules.signed(text.strip(), user)
+    edited = text.strip() != (conversation.draft_text or "")
+    return _approve(db, conversation, user, signed, edited=edited, from_states=(State.CARDED, State.POST_FAILED))
 
 
-def _approve(db: Database, conversation, user, text, *, edited, from_states) -> Decision:
+def edit_problem(rules: Rulebook, conversation: Conversation, user: str, text: str, *, private: bool = False) -> str | None:
+    """How ``text``, signed by ``user``, breaks the output policy (of a private reply when ``private``); None when it may be sent."""
+    text = private_text(rules, conversation, text) if private else text.strip()
+    reply_rules = rules.private(conversation) if private else rules.reply(conversation)
+    if reply_rules is None:
+        return rules.format(conversation.platform).no_private or f"Conversant can't reply privately on {conversation.platform}."
+    return _problem(rules.signed(text, user), text, reply_rules)
+
+
+def _problem(signed: str, unsigned: str, reply_rules: policy.ReplyRules) -> str | None:
+    """The policy's verdict on the signed text; a sign-off that makes it break the policy is named, never cut."""
+    problems = policy.check(signed, reply_rules)
+    if not problems:
+        return None
+    if signed != unsigned and not policy.check(unsigned, reply_rules):
+        mark = signed.rsplit(" ", 1)[-1]
+        return f"With your sign-off {mark} it breaks the policy: {' '.join(problems)} Nothing was cut; shorten the reply with Edit."
+    return " ".join(problems)
+
+
+def signoff_warning(rules: Rulebook, conversation: Conversation) -> str | None:
+    """For the card: the draft may be approved, but not with the longest sign-off configured."""
+    initials = signoffs.longest(rules.signoffs)
+    draft = conversation.draft_text
+    if not initials or not draft:
+        return None
+    draft_rules = rules.draft(conversation, offered_urls(conversation.grounding))
+    signed = signoffs.sign(draft, initials)
+    if policy.check(draft, draft_rules) or not policy.check(signed, draft_rules):
+        return None
+    return (f"With a sign-off such as ^{initials} this draft is {draft_rules.length(signed)}/{draft_rules.limit} characters: "
+            "an approver with a sign-off must shorten it with Edit (nothing is cut).")
+
+
+def approve_private(db: Database, rules: Rulebook, conversation_id: int, user: str, text: str) -> Decision:
+    """Send ``text`` as a private message, then a short public note that it was sent (``bot/outbox.py``)."""
+    conversation = _load(db, conversation_id)
+    if conversation is None:
+        return Decision(Outcome.NOT_FOUND, "That conversation no longer exists.")
+    problem = edit_problem(rules, conversation, user, text, private=True)
+    if problem:
+        return Decision(Outcome.BLOCKED, problem)
+    message = rules.signed(private_text(rules, conversation, text), user)
+    platform_format = rules.format(conversation.platform)
+    notice = rules.signed(platform_format.compose(platform_format.private.notice, conversation.author_handle), user)
+    notice_problems = policy.check(notice, rules.reply(conversation))
+    if notice_problems:  # a platform limit below a one-line note: say so rather than send a message nobody is told about
+        return Decision(Outcome.BLOCKED, "The public note would break the policy: " + " ".join(notice_problems))
+    return _approve(db, conversation, user, message, edited=message != conversation.draft_text,
+                    from_states=(State.CARDED, State.POST_FAILED), private=True, notice=notice)
+
+
+def private_text(rules: Rulebook, conversation: Conversation, text: str) -> str:
+    """The private message as it will be sent: on Mastodon a direct status must @mention its reader."""
+    return rules.format(conversation.platform).compose(text.strip(), conversation.author_handle)
+
+
+def _approve(db: Database, conversation, user, text, *, edited, from_states, private: bool = False, notice: str | None = None) -> Decision:
+    if conversation.private_sent_at is not None:  # the message went; only its public note is left to post
+        return Decision(Outcome.BLOCKED, "The private message was already sent; Retry posts the public note.")
     with db.session() as session:
         won = transition(
             session, conversation.id, from_states, State.APPROVED,
             reply_text=text, reply_edited=edited, decided_by=user, decided_at=utcnow(), post_error=None,
+            reply_private=private, notice_text=notice,
         )
         if won:
-            audit(session, conversation.id, user, "approved_edited" if edited else "approved", text)
+            action = "approved_private" if private else "approved_edited" if edited else "approved"
+            audit(session, conversation.id, user, action, text if notice is None else f"{text}\n(public note: {notice})")
     return Decision(Outcome.DONE) if won else already_handled(db, conversation.id)
 
 

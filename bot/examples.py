@@ -133,6 +133,8 @@ def _record(db: Database, drafter, conversation_id: int) -> None:
         conversation = session.get(Conversation, conversation_id)
         if conversation is None or conversation.state != State.REPLIED.value or not conversation.reply_text:
             return
+        if conversation.reply_private:  # it holds someone's personal details: never shown to the model for others
+            return
         if session.scalar(select(Example.id).where(Example.conversation_id == conversation_id)):
             return
         backlog = _without_vector(session, drafter) if embedding_model(drafter) else []

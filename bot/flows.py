@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import logging
 
-from bot import bursts, decision, examples, outbox, policy, redraft as redrafting
+from bot import bursts, decision, examples, outbox, redraft as redrafting
 from bot.decision import Decision
 from bot.models import Burst, Conversation, Direction, DismissReason, SnoozeFor, State
 from bot.services import Services
 from bot.slack import sync, views
-from bot.slack.cards import CardFacts, dismiss_modal, edit_modal, redraft_modal
+from bot.slack.cards import CardFacts, dismiss_modal, edit_modal, private_modal, redraft_modal
 from bot.slack.payloads import ButtonValue
 
 log = logging.getLogger(__name__)
@@ -32,15 +32,29 @@ def approve_edited(services: Services, conversation_id: int, user: str, text: st
 
 def submit_edit(services: Services, conversation_id: int, user: str, text: str, channel: str | None = None) -> Decision | None:
     """The Edit modal was submitted; None when its text breaks the policy (the modal said so)."""
-    if edit_problems(services, conversation_id, text):
+    if edit_problems(services, conversation_id, user, text):
         return None
     return approve_edited(services, conversation_id, user, text, channel)
 
 
-def edit_problems(services: Services, conversation_id: int, text: str) -> list[str]:
-    """How an edited text breaks the output policy; empty when it may be posted."""
+def approve_private(services: Services, conversation_id: int, user: str, text: str, channel: str | None = None) -> Decision:
+    """*Reply privately*: the message goes as a direct message, then a short public note says so."""
+    return _decided(services, conversation_id, user, channel,
+                    decision.approve_private(services.db, services.rules, conversation_id, user, text))
+
+
+def submit_private(services: Services, conversation_id: int, user: str, text: str, channel: str | None = None) -> Decision | None:
+    """The Reply privately modal was submitted; None when its text breaks the policy (the modal said so)."""
+    if edit_problems(services, conversation_id, user, text, private=True):
+        return None
+    return approve_private(services, conversation_id, user, text, channel)
+
+
+def edit_problems(services: Services, conversation_id: int, user: str, text: str, *, private: bool = False) -> list[str]:
+    """How a text ``user`` wrote (signed with their sign-off) breaks the output policy; empty when it may be sent."""
     conversation = _load(services, conversation_id)
-    return policy.check(text, services.rules.reply(conversation)) if conversation is not None else []
+    problem = decision.edit_problem(services.rules, conversation, user, text, private=private) if conversation else None
+    return [problem] if problem else []
 
 
 def dismiss(services: Services, conversation_id: int, user: str, reason: DismissReason, channel: str | None = None) -> Decision:
@@ -135,6 +149,20 @@ def edit_form(services: Services, conversation_id: int, user: str, channel: str 
     rules = services.rules.reply(conversation)
     initial = conversation.reply_text or conversation.draft_text or redrafting.compose(services, conversation, "")
     return edit_modal(conversation, CardFacts(rules.platform_label, rules.limit, None), initial)
+
+
+def private_form(services: Services, conversation_id: int, user: str, channel: str | None = None) -> dict | None:
+    """The private message in a text box, with the public note that follows it; or why the platform has none."""
+    conversation = _form_for(services, conversation_id, user, channel)
+    if conversation is None:
+        return None
+    platform_format = services.rules.format(conversation.platform)
+    if platform_format.private is None:
+        sync.tell(services, channel, user, platform_format.no_private or f"Conversant can't reply privately on {platform_format.label}.")
+        return None
+    initial = conversation.reply_text or conversation.draft_text or ""
+    notice = services.rules.signed(platform_format.compose(platform_format.private.notice, conversation.author_handle), user)
+    return private_modal(conversation, platform_format.private, initial, notice)
 
 
 def dismiss_form(services: Services, conversation_id: int, user: str, channel: str | None = None) -> dict | None:

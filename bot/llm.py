@@ -47,13 +47,14 @@ class Triage(BaseModel):
     sentiment: Literal["positive", "neutral", "negative"]
     urgency: Literal["low", "normal", "high"]
     reply: str = Field(max_length=10_000)
+    private: bool = False  # better answered in a direct message (personal data, or the customer asked)
     drafted_by: str = Field(default="", exclude=True)  # the model that wrote it, as the server names it; not asked of the model
 
 
 TRIAGE_SCHEMA = {
     "type": "object",
     "additionalProperties": False,
-    "required": ["should_reply", "reason", "category", "sentiment", "urgency", "reply"],
+    "required": ["should_reply", "reason", "category", "sentiment", "urgency", "reply", "private"],
     "properties": {
         "should_reply": {"type": "boolean", "description": "false for spam, bots, or posts that need no answer"},
         # The same bound as Triage: a server that enforces the schema cannot produce an invalid reason.
@@ -62,6 +63,8 @@ TRIAGE_SCHEMA = {
         "sentiment": {"type": "string", "enum": ["positive", "neutral", "negative"]},
         "urgency": {"type": "string", "enum": ["low", "normal", "high"]},
         "reply": {"type": "string", "description": "the reply to post, or empty when should_reply is false"},
+        "private": {"type": "boolean", "description": "true when the answer needs personal data (order number, e-mail, "
+                                                      "phone, account id) or the author asks for a private message"},
     },
 }
 

@@ -23,6 +23,7 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
     delete,
+    false,
     update,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
@@ -163,6 +164,7 @@ class Conversation(Base):
     draft_model: Mapped[str | None] = mapped_column(String(255))  # the model that wrote draft_text, as its server names it
     policy_problems: Mapped[list] = mapped_column(JSON, default=list)
     grounding: Mapped[dict | None] = mapped_column(JSON)  # the help articles the draft was grounded in (bot/knowledge/grounding.py)
+    private_hint: Mapped[list | None] = mapped_column(JSON)  # why a private reply is suggested (bot/privacy.py); empty: it is not
 
     # turns: a follow-up in a thread we already hold is the next turn of its first conversation
     turn: Mapped[int | None] = mapped_column(Integer)  # 1 for the first, None until linked
@@ -197,6 +199,11 @@ class Conversation(Base):
     posting_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
     post_attempts: Mapped[int] = mapped_column(Integer, default=0)
     post_error: Mapped[str | None] = mapped_column(Text)
+    # a private reply: reply_text goes as a direct message, then notice_text is posted in public (bot/outbox.py)
+    reply_private: Mapped[bool] = mapped_column(default=False, server_default=false())
+    notice_text: Mapped[str | None] = mapped_column(Text)
+    private_message_id: Mapped[str | None] = mapped_column(String(512))
+    private_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # set once the message is sent: never again
 
     # who is on it, and the nudges about it (bot/jobs/nudges.py)
     claimed_by: Mapped[str | None] = mapped_column(String(32))

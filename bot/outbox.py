@@ -4,13 +4,19 @@
 conditional update, so only one process posts it. When the platform's answer
 is lost (timeout, crash), the row stays ``posting``; ``reconcile`` later looks
 in the thread for the brand's reply, and only when there is none posts again.
+
+A private reply is two sends, each at most once. The direct message goes first and is
+recorded (``private_sent_at``) before anything else; then the public note is posted like
+any reply, and reconciled like one. A message whose answer was lost is never sent again
+by Conversant: no platform lets us look it up reliably or deduplicate it, so the card asks
+a person to check the account's messages and press Retry only if it is not there.
 """
 from __future__ import annotations
 
 import logging
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from bot import policy
 from bot.brand import Brand
@@ -43,16 +49,22 @@ def _post(db: Database, rules: Rulebook, conversation: Conversation) -> State:
     platform = rules.adapter(conversation)
     if platform is None:
         return _fail(db, cid, f"{conversation.account or conversation.platform} is not enabled in this Conversant (set its credentials)")
-    problems = policy.check(conversation.reply_text or "", rules.reply(conversation))
+    text = conversation.notice_text if conversation.reply_private else conversation.reply_text  # the message is checked when sent
+    problems = policy.check(text or "", rules.reply(conversation))
     if problems:
         return _fail(db, cid, " ".join(problems))
     # A deleted mention or a reply the brand already posted natively: nothing left to post.
-    settled = settle_on_platform(db, platform, conversation, State.POSTING, others=rules.accounts.others(conversation))
+    settled = settle_on_platform(db, platform, conversation, State.POSTING, others=rules.accounts.others(conversation),
+                                 found=State.REPLIED if conversation.private_sent_at else State.ANSWERED_ELSEWHERE)
     if settled:
         return settled
+    if conversation.reply_private and conversation.private_sent_at is None:
+        unsent = _send_private(db, rules, platform, conversation)
+        if unsent is not None:
+            return unsent
     try:
         with POST_LATENCY.labels(platform.name).time():
-            reply = platform.post_reply(conversation.thread_ref, conversation.reply_text, idempotency_key=f"conversant-{cid}")
+            reply = platform.post_reply(conversation.thread_ref, text, idempotency_key=f"conversant-{cid}")
     except RateLimited as error:
         # Refused before anything was written: safe to send again next cycle.
         log.warning("conversation %s: %s; will retry", cid, error)
@@ -76,9 +88,44 @@ def _post(db: Database, rules: Rulebook, conversation: Conversation) -> State:
             session, cid, State.POSTING, State.REPLIED,
             reply_id=reply.external_id, reply_url=reply.url, replied_at=utcnow(), post_error=None,
         )
-        audit(session, cid, "conversant", "posted", f"{reply.url}\n{conversation.reply_text}")
+        audit(session, cid, "conversant", "posted", f"{reply.url}\n{text}\n(approved by {conversation.decided_by or 'nobody recorded'})")
     log.info("conversation %s: reply posted %s", cid, reply.url)
     return State.REPLIED
+
+
+PRIVATE_UNCONFIRMED = ("{platform} did not confirm the private message ({error}). Conversant never sends one twice: "
+                       "look in the brand account's messages to @{handle}, and press Retry only if it is not there.")
+
+
+def _send_private(db: Database, rules: Rulebook, platform: Platform, conversation: Conversation) -> State | None:
+    """Send the direct message and record it; None once it is sent (the public note follows), else the state it ended in."""
+    cid = conversation.id
+    private_rules = rules.private(conversation)
+    problems = policy.check(conversation.reply_text or "", private_rules) if private_rules else [platform.format.no_private or "no private replies here"]
+    if problems:
+        return _fail(db, cid, " ".join(problems))
+    try:
+        with POST_LATENCY.labels(platform.name).time():
+            sent = platform.send_private(conversation.author_id, conversation.author_handle, conversation.reply_text,
+                                         idempotency_key=f"conversant-{cid}-private")
+    except RateLimited as error:  # refused before anything was sent
+        log.warning("conversation %s: %s; will retry", cid, error)
+        with db.session() as session:
+            transition(session, cid, State.POSTING, State.APPROVED, post_error=str(error), posting_since=None)
+        return State.APPROVED
+    except Unavailable as error:
+        message = PRIVATE_UNCONFIRMED.format(platform=platform.label, error=error, handle=conversation.author_handle)
+        log.warning("conversation %s: %s", cid, message)
+        return _fail(db, cid, message)
+    except PlatformError as error:
+        return _fail(db, cid, f"The private message was not sent: {error}")
+    with db.session() as session:
+        session.execute(update(Conversation).where(Conversation.id == cid)
+                        .values(private_message_id=sent.external_id, private_sent_at=utcnow())
+                        .execution_options(synchronize_session=False))
+        audit(session, cid, "conversant", "sent_privately", f"{sent.url}\n{conversation.reply_text}\n(approved by {conversation.decided_by})")
+    log.info("conversation %s: private message sent (%s)", cid, sent.external_id)
+    return None
 
 
 def recheck_open(db: Database, brand: Brand, *, every: timedelta = timedelta(minutes=5), limit: int = 50) -> list[int]:
@@ -135,6 +182,12 @@ def reconcile(db: Database, brand: Brand) -> dict[int, State]:
     for conversation in stuck:
         platform = brand.adapter(conversation)
         if platform is None:
+            continue
+        if conversation.reply_private and conversation.private_sent_at is None:
+            # Stopped while sending the message (a crash): it may have gone. A person checks; nothing is sent again.
+            error = "Conversant stopped while sending it"
+            _fail(db, conversation.id, PRIVATE_UNCONFIRMED.format(platform=platform.label, error=error, handle=conversation.author_handle))
+            settled[conversation.id] = State.POST_FAILED
             continue
         try:
             state = settle_on_platform(db, platform, conversation, State.POSTING, found=State.REPLIED, must_know=True,

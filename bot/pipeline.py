@@ -17,7 +17,7 @@ from datetime import timedelta
 
 from sqlalchemy import select, update
 
-from bot import backlog, bursts, examples, flows, leases, policy, threads
+from bot import backlog, bursts, examples, flows, leases, policy, privacy, threads
 from bot.context import gather as gather_context
 from bot.draft import make_draft
 from bot.ingest import IngestReport, ingest
@@ -277,6 +277,7 @@ def _draft_one(services: Services, conversation_id: int) -> State:
             "sentiment": triage.sentiment,
             "urgency": triage.urgency,
             "triage_reason": triage.reason,
+            "private_hint": privacy.suggestion(conversation.text, triage.reply, model_says=triage.private),
         }
         if triage.should_reply and triage.reply.strip():
             reply = compose(services, conversation, triage.reply.strip())

@@ -15,7 +15,7 @@ from bot.text import HIDDEN_CHARACTERS
 
 if TYPE_CHECKING:
     from bot.models import Conversation
-    from bot.platforms.formats import PlatformFormat
+    from bot.platforms.formats import PlatformFormat, PrivateChannel
 
 MASS_PINGS = re.compile(r"(?<![\w])@(everyone|here|channel|all)\b|<!(everyone|here|channel)>", re.I)
 MENTION = re.compile(r"(?<![\w@/])@([A-Za-z0-9_][\w.-]*(?:@[\w-]+(?:\.[\w-]+)+)?)")
@@ -43,6 +43,11 @@ def reply_rules(platform_format: PlatformFormat, conversation: Conversation, all
         allowed_domains=allowed_domains,
         platform=platform_format.name,
     )
+
+
+def private_rules(channel: PrivateChannel, public: ReplyRules) -> ReplyRules:
+    """The rules of a private reply: the channel's own limit, the same link and mention rules."""
+    return replace(public, platform_label=channel.label, limit=channel.limit, length=channel.length)
 
 
 def check(text: str, rules: ReplyRules) -> list[str]:

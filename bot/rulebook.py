@@ -4,9 +4,9 @@ articles; and which account's adapter posts a conversation's reply."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from bot import policy
+from bot import policy, signoffs
 from bot.brand import Brand
 from bot.db import Database
 from bot.knowledge import store as knowledge
@@ -21,6 +21,7 @@ class Rulebook:
     allowed_domains: tuple[str, ...]  # BRAND_ALLOWED_DOMAINS
     platforms: Mapping[str, Platform]  # the enabled ones; a platform's format may change after it logs in
     brand: Brand | None = None  # the accounts; None: one per platform, the adapters above
+    signoffs: Mapping[str, str] = field(default_factory=dict)  # SLACK_SIGNOFFS: approver's user ID → initials
 
     @property
     def accounts(self) -> Brand:
@@ -45,3 +46,12 @@ class Rulebook:
     def draft(self, conversation: Conversation, article_urls: tuple[str, ...] | None) -> policy.ReplyRules:
         """What the model's draft must meet: grounded in help articles, it may link only those it was given."""
         return policy.with_article_links(self.reply(conversation), article_urls)
+
+    def private(self, conversation: Conversation) -> policy.ReplyRules | None:
+        """What a private reply to ``conversation`` must meet; None where the platform has none."""
+        channel = self.format(conversation.platform).private
+        return policy.private_rules(channel, self.reply(conversation)) if channel else None
+
+    def signed(self, text: str, user: str) -> str:
+        """The reply as ``user`` sends it: with their sign-off, when they have one."""
+        return signoffs.sign(text, self.signoffs.get(user))

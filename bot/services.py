@@ -38,7 +38,8 @@ class Services:
 
     @property
     def rules(self) -> Rulebook:
-        return Rulebook(self.db, self.settings.brand_allowed_domains, self.platforms, self.brand)
+        return Rulebook(self.db, self.settings.brand_allowed_domains, self.platforms, self.brand,
+                        dict(self.settings.slack_signoffs or ()))
 
 
 def build_services(settings: Settings, *, publisher: Publisher | None = None, platforms: dict | None = None) -> Services:

@@ -343,6 +343,24 @@ class BlueskyPlatform:
         created = self._call("post the reply", lambda c: c.app.bsky.feed.post.create(self.did, record))
         return PostedReply(external_id=created.uri, url=post_url(self.handle, created.uri))
 
+    def send_private(self, author_id: str, author_handle: str, text: str, *, idempotency_key: str) -> PostedReply:
+        """A chat message through the chat service the PDS proxies to (``atproto-proxy`` header):
+        the 1-1 conversation with the author, then the message. chat.bsky takes no idempotency key."""
+        def send(client: Client):
+            chat = client.with_bsky_chat_proxy().chat.bsky.convo
+            try:
+                convo = chat.get_convo_for_members(models.ChatBskyConvoGetConvoForMembers.Params(members=[author_id])).convo
+                sent = chat.send_message(models.ChatBskyConvoSendMessage.Data(
+                    convo_id=convo.id, message=models.ChatBskyConvoDefs.MessageInput(text=text)))
+            except BadRequestError as error:
+                reason = _chat_error(error, author_handle)
+                if reason:
+                    raise Rejected(self.name, f"Bluesky chat refused the message: {reason}") from None
+                raise
+            return convo.id, sent.id
+        convo_id, message_id = self._call("send the chat message", send)
+        return PostedReply(external_id=f"{convo_id}/{message_id}", url=f"https://bsky.app/messages/{convo_id}")
+
     def _facets(self, text: str) -> list:
         """Link and mention facets with UTF-8 byte offsets, as the Bluesky app makes them."""
         facets = []
@@ -357,6 +375,23 @@ class BlueskyPlatform:
                 continue  # an unknown handle stays plain text, as in the app
             facets.append(_facet(text, match.span(), models.AppBskyRichtextFacet.Mention(did=did)))
         return facets
+
+
+def _chat_error(error: BadRequestError, handle: str) -> str | None:
+    """chat.bsky's refusals (getConvoForMembers' errors), said so a person knows what to do."""
+    name = _error_name(error)
+    if name == "InvalidToken" and "method" in _detail(error).lower():
+        return ("the app password does not allow direct messages: create one with \"Allow access to your direct messages\" "
+                "ticked (Settings → Privacy and security → App passwords) and put it in BLUESKY_APP_PASSWORD")
+    return {
+        "MessagesDisabled": f"@{handle} does not accept chat messages",
+        "NotFollowedBySender": f"@{handle} only accepts chat messages from accounts they follow, and they do not follow the brand",
+        "RecipientNotFound": f"@{handle} has no chat account",
+        "BlockedActor": f"@{handle} has blocked the brand",
+        "BlockedSubject": f"the brand has blocked @{handle}",
+        "AccountSuspended": "the brand's chat account is suspended",
+        "ConvoLocked": f"the chat with @{handle} is locked",
+    }.get(name or "")
 
 
 def _facet(text: str, span: tuple[int, int], feature) -> models.AppBskyRichtextFacet.Main:

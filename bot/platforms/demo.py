@@ -68,8 +68,13 @@ class DemoPlatform:
             file.write(json.dumps({"in_reply_to": thread_ref["id"], "text": text, "url": reply.url}) + "\n")
         return reply
 
+    def send_private(self, author_id: str, author_handle: str, text: str, *, idempotency_key: str) -> PostedReply:
+        with self.replies_path.open("a", encoding="utf-8") as file:
+            file.write(json.dumps({"private_to": author_handle, "text": text}) + "\n")
+        return PostedReply(external_id=f"message-to-{author_handle}", url="https://bsky.app/messages")
+
     def _replies(self) -> dict[str, PostedReply]:
         if not self.replies_path.exists():
             return {}
         lines = [json.loads(line) for line in self.replies_path.read_text(encoding="utf-8").splitlines() if line]
-        return {r["in_reply_to"]: PostedReply(external_id=f"reply-to-{r['in_reply_to']}", url=r["url"]) for r in lines}
+        return {r["in_reply_to"]: PostedReply(external_id=f"reply-to-{r['in_reply_to']}", url=r["url"]) for r in lines if "in_reply_to" in r}

@@ -364,6 +364,14 @@ class MastodonPlatform:
         return PostedReply(external_id=str(status.id), url=status.url or status.uri)
 
 
+    def send_private(self, author_id: str, author_handle: str, text: str, *, idempotency_key: str) -> PostedReply:
+        """A ``direct`` status: only the accounts it @mentions see it (``text`` starts with the author's
+        ``@acct``). Standalone, not in the thread, so the thread check only ever finds the public note."""
+        status = self._call("send the private message", lambda: self._api.status_post(
+            text, visibility="direct", idempotency_key=idempotency_key))
+        return PostedReply(external_id=str(status.id), url=status.url or status.uri)
+
+
 class _PlainText(HTMLParser):
     """A status's HTML as its author typed it: ``<br>`` is a new line, a new ``<p>`` a blank line."""
 

@@ -404,6 +404,24 @@ class RedditPlatform:
                               hint="Conversant looks for it in the thread before posting again")
         return PostedReply(external_id=created.fullname, url=_reply_url(thread_ref, created.id))
 
+    def send_private(self, author_id: str, author_handle: str, text: str, *, idempotency_key: str) -> PostedReply:
+        """A private message (POST /api/compose). Reddit answers with no id to look it up by."""
+        reddit = self._session()
+        try:
+            self._call("send the private message", lambda: _send_message(reddit, author_handle, text))
+        except Rejected as error:
+            if "NOT_WHITELISTED_BY_USER_MESSAGE" in error.message:
+                raise Rejected(self.name, f"u/{author_handle} does not accept private messages from the brand's account") from None
+            raise
+        return PostedReply(external_id=f"u/{author_handle}", url=f"{REDDIT_URL}/message/sent/")
+
+
+PRIVATE_SUBJECT = "About your post"  # /api/compose needs a subject of at most 100 characters
+
+
+def _send_message(reddit, to: str, text: str) -> None:
+    reddit.redditor(to).message(subject=PRIVATE_SUBJECT, message=text)
+
 
 class _Quota:
     """When Reddit's request quota for this app is spent, and when the window resets."""

@@ -39,6 +39,7 @@ from bot.platforms.base import (
     Unavailable,
 )
 from bot.platforms.formats import X as X_FORMAT
+from bot.platforms.formats import X_NO_PRIVATE
 from bot.platforms.x_text import LIMIT, weighted_length
 
 log = logging.getLogger(__name__)
@@ -309,6 +310,10 @@ class XPlatform:
             replying=True,
         )
         return PostedReply(external_id=created["data"]["id"], url=post_url(brand["username"], created["data"]["id"]))
+
+
+    def send_private(self, author_id: str, author_handle: str, text: str, *, idempotency_key: str) -> PostedReply:
+        raise Rejected(self.name, X_NO_PRIVATE)  # the card offers no Reply privately on X; this says why if asked
 
 
 class _Page:

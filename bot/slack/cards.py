@@ -8,6 +8,7 @@ import re
 from dataclasses import dataclass
 
 from bot.knowledge.grounding import alternatives, based_on
+from bot.platforms.formats import PrivateChannel
 from bot.models import RECONCILE_AFTER, UNKNOWN_OUTCOME, Conversation, Direction, DismissReason, SnoozeFor, State
 from bot.slack.format import context as _context
 from bot.slack.format import escape, quote, slack_time
@@ -25,6 +26,8 @@ from bot.slack.limits import (
     units,
 )
 from bot.slack.payloads import (
+    PRIVATE_BLOCK,
+    PRIVATE_INPUT,
     REASON_BLOCK,
     REASON_INPUT,
     REDRAFT_BLOCK,
@@ -47,6 +50,9 @@ class CardFacts:
     limit: int
     draft_length: int | None
     thread: ThreadSummary | None = None  # on the first card of a conversation with later turns
+    private: str | None = None  # how the platform carries a private reply ("a Bluesky chat message"); None: it has none
+    no_private: str | None = None  # why it has none, when someone would ask (X)
+    signoff_note: str | None = None  # the draft fits, but not with an approver's sign-off
 
 
 def review_card(conversation: Conversation, facts: CardFacts) -> dict:
@@ -67,9 +73,10 @@ def review_card(conversation: Conversation, facts: CardFacts) -> dict:
     blocks.append(_section(quote(c.text)))
     blocks.append(_context(f"<{c.url}|Open the post on {facts.platform_label}>" + _triage_phrase(c) + _drafted_by(c)))
     blocks.extend(_draft_blocks(c, facts))
+    blocks.extend(_private_blocks(c, facts))
     blocks.extend(_outcome_blocks(c, facts))
     blocks.extend(_attention_blocks(c))
-    actions = _buttons(c)
+    actions = _buttons(c, facts)
     if actions:
         blocks.append({"type": "actions", "block_id": f"conversation_{c.id}", "elements": actions})
     return {"text": f"{facts.platform_label} mention from @{escape(c.author_handle)}: {escape(c.text[:150])}",
@@ -101,7 +108,7 @@ def short_card(c: Conversation, facts: CardFacts, *, buttons: bool) -> dict:
     ]
     if buttons:
         blocks.extend(_attention_blocks(c))
-        actions = [b for b in _buttons(c) if b.get("action_id") != ActionId.APPROVE.value]
+        actions = [b for b in _buttons(c, facts) if b.get("action_id") not in (ActionId.APPROVE.value, ActionId.REPLY_PRIVATELY.value)]
         if actions:
             blocks.append({"type": "actions", "block_id": f"conversation_{c.id}", "elements": actions})
     return {"text": f"{facts.platform_label} mention from @{escape(c.author_handle)} (short card)", "blocks": blocks}
@@ -139,6 +146,9 @@ def _drafted_by(c: Conversation) -> str:
 
 
 def _draft_blocks(c: Conversation, facts: CardFacts) -> list[dict]:
+    if c.reply_private and c.reply_text and (c.state in (State.REPLIED.value, State.APPROVED.value, State.POSTING.value) or c.private_sent_at):
+        return [_section(f"*Private message{' (edited)' if c.reply_edited else ''}:*\n{quote(c.reply_text)}"),
+                _context(f"Public note: {escape(c.notice_text or '')}")]
     if c.state in (State.REPLIED.value, State.APPROVED.value, State.POSTING.value) and c.reply_text:
         return [_section(f"*Reply{' (edited)' if c.reply_edited else ''}:*\n{quote(c.reply_text)}")]
     if c.draft_text:
@@ -149,11 +159,24 @@ def _draft_blocks(c: Conversation, facts: CardFacts) -> list[dict]:
         elif c.policy_problems and _is_open(c):
             problems = "\n".join(f"• {escape(p)}" for p in c.policy_problems)
             blocks.append(_section(f":warning: *This draft can't be approved as written:*\n{problems}\nUse *Edit* to fix it."))
+        elif facts.signoff_note and _is_open(c):
+            blocks.append(_section(f":pencil: {escape(facts.signoff_note)}"))
         return blocks + _source_blocks(c)
     if _is_open(c):
         reason = escape(c.draft_error or "No draft is available.")
         return [_section(f":pencil2: *No draft available.* {reason}\nUse *Edit* to write the reply.")]
     return []
+
+
+def _private_blocks(c: Conversation, facts: CardFacts) -> list[dict]:
+    """The suggestion to answer privately, and where the platform has no private replies, why."""
+    if not c.private_hint or c.state != State.CARDED.value:
+        return []
+    why = ", ".join(escape(reason) for reason in c.private_hint)
+    if facts.private:
+        return [_section(f":lock: *Reply privately?* Suggested because it {why}. *Reply privately* sends {escape(facts.private)} "
+                         "and posts a short public note that you did.")]
+    return [_section(f":lock: *A private reply is suggested* (it {why}), but {escape(facts.no_private or 'this platform has none')}")]
 
 
 def _source_blocks(c: Conversation) -> list[dict]:
@@ -190,14 +213,21 @@ def _outcome_blocks(c: Conversation, facts: CardFacts) -> list[dict]:
     if state is State.POSTING and (c.post_error or "").startswith(UNKNOWN_OUTCOME):
         return [_section(_unconfirmed(c, facts))]
     if state in (State.APPROVED, State.POSTING):
-        return [_context(f":hourglass_flowing_sand: Approved by {by} {when}; posting to {facts.platform_label}…")]
+        how = "sending privately on" if c.reply_private and not c.private_sent_at else "posting to"
+        return [_context(f":hourglass_flowing_sand: Approved by {by} {when}; {how} {facts.platform_label}…")]
     if state is State.REPLIED:
-        link = f"<{c.reply_url}|View the reply>" if c.reply_url else "reply posted"
+        link = f"<{c.reply_url}|View the {'public note' if c.reply_private else 'reply'}>" if c.reply_url else "reply posted"
         sent = slack_time(c.replied_at) if c.replied_at else when
         actor = f"Approved by {by}" if c.decided_by else "Posted"
-        return [_context(f":white_check_mark: {actor} · replied {sent} · {link}")]
+        privately = f" · sent privately {slack_time(c.private_sent_at)}" if c.reply_private and c.private_sent_at else ""
+        return [_context(f":white_check_mark: {actor}{privately} · replied {sent} · {link}")]
     if state is State.POST_FAILED:
-        return [_section(f":x: *Posting failed:* {escape(c.post_error or 'unknown error')}\nNothing was posted. *Retry* tries again; *Edit* changes the text first.")]
+        error = escape(c.post_error or "unknown error")
+        if c.reply_private and c.private_sent_at:
+            return [_section(f":x: *The private message was sent, but the public note failed:* {error}\n*Retry* posts the note.")]
+        if c.reply_private:
+            return [_section(f":x: *Sending privately failed:* {error}\n*Retry* sends it again; *Edit* or *Reply privately* change the text first.")]
+        return [_section(f":x: *Posting failed:* {error}\nNothing was posted. *Retry* tries again; *Edit* changes the text first.")]
     if state is State.DISMISSED:
         reason = DismissReason(c.dismiss_reason).label.lower() if c.dismiss_reason else "no reason given"
         return [_context(f":no_entry_sign: Dismissed by {by} {when} ({reason})")]
@@ -232,7 +262,7 @@ def _is_open(c: Conversation) -> bool:
     return c.state in (State.CARDED.value, State.DRAFTED.value, State.DRAFT_FAILED.value, State.POST_FAILED.value)
 
 
-def _buttons(c: Conversation) -> list[dict]:
+def _buttons(c: Conversation, facts: CardFacts) -> list[dict]:
     if not _is_open(c):
         return []
     value = conversation_value(c.id)
@@ -241,6 +271,10 @@ def _buttons(c: Conversation) -> list[dict]:
         buttons.append(_button("Retry", ActionId.RETRY, value, style="primary"))
     elif c.draft_text and not c.policy_problems and not c.draft_stale:
         buttons.append(_button("Approve", ActionId.APPROVE, value, style="primary"))
+    if facts.private and not c.private_sent_at and c.state in (State.CARDED.value, State.POST_FAILED.value):
+        buttons.append(_button("Reply privately", ActionId.REPLY_PRIVATELY, value))
+    if c.private_sent_at:  # the message went: only Retry (the public note) is left
+        return buttons
     buttons.append(_button("Edit", ActionId.EDIT, value))
     buttons.append(_button("Dismiss", ActionId.DISMISS, value, style="danger"))
     if c.state == State.CARDED.value:
@@ -304,6 +338,20 @@ def edit_modal(c: Conversation, facts: CardFacts, initial: str) -> dict:
         "initial_value": fit(initial, box),
     }))
     return _modal(ModalId.EDIT, c, "Edit the reply", "Post reply", blocks)
+
+
+def private_modal(c: Conversation, channel: PrivateChannel, initial: str, notice: str) -> dict:
+    """The private message in a text box, and the public note that follows it once it is sent."""
+    box = min(INPUT_MAX_LENGTH, channel.limit)
+    blocks = [
+        _context(f"Replying privately to @{escape(c.author_handle)}, as {escape(channel.label)}:\n{quote(c.text)}"),
+        _input(PRIVATE_BLOCK, f"Private message (at most {channel.limit:,} characters)", {
+            "type": "plain_text_input", "action_id": PRIVATE_INPUT, "multiline": True, "max_length": box,
+            **({"initial_value": fit(initial, box)} if initial else {}),
+        }),
+        _context(f"Once it is sent, this public note is posted under their post:\n{quote(notice)}"),
+    ]
+    return _modal(ModalId.PRIVATE, c, "Reply privately", "Send privately", blocks)
 
 
 def dismiss_modal(c: Conversation) -> dict:

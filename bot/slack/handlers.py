@@ -21,6 +21,8 @@ from bot.slack.approvers import Approvers
 from bot.slack.commands import handle_command
 from bot.slack.home import publish_home
 from bot.slack.payloads import (
+    PRIVATE_BLOCK,
+    PRIVATE_INPUT,
     REASON_BLOCK,
     REASON_INPUT,
     REDRAFT_BLOCK,
@@ -43,7 +45,7 @@ def register(app: App, services: Services, approvers: Approvers) -> None:
     buttons = {
         ActionId.APPROVE: h.approve, ActionId.RETRY: h.retry, ActionId.EDIT: h.open_edit, ActionId.DISMISS: h.open_dismiss,
         ActionId.CLAIM: h.claim, ActionId.SNOOZE: h.snooze, ActionId.REDRAFT: h.redraft,
-        ActionId.REDRAFT_ARTICLE: h.redraft_article,
+        ActionId.REDRAFT_ARTICLE: h.redraft_article, ActionId.REPLY_PRIVATELY: h.open_private,
         ActionId.APPROVE_ALL: h.approve_all, ActionId.OPEN_EACH: h.open_each, ActionId.DISMISS_ALL: h.dismiss_all,
     }
     for action, work in buttons.items():
@@ -51,6 +53,7 @@ def register(app: App, services: Services, approvers: Approvers) -> None:
     app.view(ModalId.EDIT.value)(h.modal(h.validate_edit, h.submit_edit))
     app.view(ModalId.DISMISS.value)(h.modal(h.validate_dismiss, h.submit_dismiss))
     app.view(ModalId.REDRAFT.value)(h.modal(h.validate_redraft, h.submit_redraft))
+    app.view(ModalId.PRIVATE.value)(h.modal(h.validate_private, h.submit_private))
     app.command("/conversant")(h.command)
     app.event("app_home_opened")(h.home_opened)
 
@@ -126,6 +129,10 @@ class Handlers:
         if click := self._click(body):
             self._open_modal(client, body, click, flows.edit_form(self.services, click.value.conversation, click.user, click.channel))
 
+    def open_private(self, body: dict, client) -> None:
+        if click := self._click(body):
+            self._open_modal(client, body, click, flows.private_form(self.services, click.value.conversation, click.user, click.channel))
+
     def open_dismiss(self, body: dict, client) -> None:
         if click := self._click(body):
             self._open_modal(client, body, click, flows.dismiss_form(self.services, click.value.conversation, click.user, click.channel))
@@ -151,12 +158,30 @@ class Handlers:
         if isinstance(submitted, str):
             ack(response_action="errors", errors={REPLY_BLOCK: submitted})
             return False
-        problems = flows.edit_problems(self.services, submitted.value.conversation, _input(view, REPLY_BLOCK, REPLY_INPUT).get("value") or "")
+        problems = flows.edit_problems(self.services, submitted.value.conversation, submitted.user,
+                                       _input(view, REPLY_BLOCK, REPLY_INPUT).get("value") or "")
         if problems:
             ack(response_action="errors", errors={REPLY_BLOCK: " ".join(problems)[:150]})
             return False
         ack()
         return True
+
+    def validate_private(self, ack: Ack, body: dict, view: dict) -> bool:
+        submitted = self._submitted(body, view)
+        if isinstance(submitted, str):
+            ack(response_action="errors", errors={PRIVATE_BLOCK: submitted})
+            return False
+        problems = flows.edit_problems(self.services, submitted.value.conversation, submitted.user, _private_text(view), private=True)
+        if problems:
+            ack(response_action="errors", errors={PRIVATE_BLOCK: " ".join(problems)[:150]})
+            return False
+        ack()
+        return True
+
+    def submit_private(self, body: dict, view: dict) -> None:
+        submitted = self._submitted(body, view)
+        if not isinstance(submitted, str):
+            flows.submit_private(self.services, submitted.value.conversation, submitted.user, _private_text(view), submitted.channel)
 
     def submit_edit(self, body: dict, view: dict) -> None:
         submitted = self._submitted(body, view)
@@ -266,6 +291,10 @@ def _reason(view: dict) -> DismissReason | None:
         return DismissReason(selected)
     except ValueError:
         return None
+
+
+def _private_text(view: dict) -> str:
+    return _input(view, PRIVATE_BLOCK, PRIVATE_INPUT).get("value") or ""
 
 
 def _instruction(view: dict) -> str:

@@ -18,6 +18,7 @@ from bot.models import Direction, SnoozeFor
 
 class ActionId(str, enum.Enum):
     APPROVE = "conversant_approve"
+    REPLY_PRIVATELY = "conversant_reply_privately"  # opens the private message in a modal
     EDIT = "conversant_edit"
     DISMISS = "conversant_dismiss"
     RETRY = "conversant_retry"
@@ -37,11 +38,13 @@ class ModalId(str, enum.Enum):
     EDIT = "conversant_edit_modal"
     DISMISS = "conversant_dismiss_modal"
     REDRAFT = "conversant_redraft_modal"
+    PRIVATE = "conversant_private_modal"
 
 
 REPLY_BLOCK, REPLY_INPUT = "reply", "reply_text"
 REASON_BLOCK, REASON_INPUT = "reason", "dismiss_reason"
 REDRAFT_BLOCK, REDRAFT_INPUT = "redraft", "redraft_instruction"
+PRIVATE_BLOCK, PRIVATE_INPUT = "private", "private_text"
 
 
 class ButtonValue(BaseModel):

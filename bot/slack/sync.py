@@ -11,7 +11,7 @@ import logging
 
 from sqlalchemy import select
 
-from bot import backlog, bursts, leases, threads
+from bot import backlog, bursts, decision, leases, threads
 from bot.models import Burst, Conversation, utcnow
 from bot.services import Services
 from bot.slack import views
@@ -29,7 +29,11 @@ def card_for(services: Services, conversation: Conversation) -> dict:
     length = rules.length(conversation.draft_text) if conversation.draft_text else None
     with services.db.session() as session:
         thread = threads.summary(session, conversation)
-    card = review_card(conversation, CardFacts(rules.platform_label, rules.limit, length, thread))
+    platform_format = services.rules.format(conversation.platform)
+    card = review_card(conversation, CardFacts(
+        rules.platform_label, rules.limit, length, thread,
+        private=platform_format.private.label if platform_format.private else None, no_private=platform_format.no_private,
+        signoff_note=decision.signoff_warning(services.rules, conversation)))
     return {**card, "metadata": card_metadata(conversation.id)}
 
 

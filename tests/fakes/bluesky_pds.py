@@ -15,7 +15,7 @@ import re
 import secrets
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Callable
 
@@ -168,6 +168,17 @@ class Account:
     email: str | None
     created_at: datetime
     seen_at: datetime | None = None  # set by app.bsky.notification.updateSeen
+    # chat.bsky: an app password made without "Allow access to your direct messages" may not use it,
+    # and chat.bsky.actor.declaration's allowIncoming is "following" until the person changes it
+    dm_access: bool = True
+    allow_incoming: str = "following"  # all | following | none
+
+
+@dataclass
+class Convo:
+    id: str
+    members: tuple[str, ...]  # dids
+    messages: list[dict] = field(default_factory=list)  # messageView, oldest first
 
 
 @dataclass
@@ -254,7 +265,12 @@ _ROUTES: dict[str, tuple[str, str, str]] = {
     "app.bsky.feed.searchPosts": ("GET", "_search_posts", "access"),
     "app.bsky.feed.getPostThread": ("GET", "_get_post_thread", "access"),
     "app.bsky.feed.getPosts": ("GET", "_get_posts", "access"),
+    # chat.bsky, which the PDS only proxies to the chat service named in the atproto-proxy header
+    "chat.bsky.convo.getConvoForMembers": ("GET", "_get_convo_for_members", "chat"),
+    "chat.bsky.convo.sendMessage": ("POST", "_send_message", "chat"),
+    "chat.bsky.convo.getMessages": ("GET", "_get_messages", "chat"),
 }
+CHAT_PROXY = "did:web:api.bsky.chat#bsky_chat"
 
 
 class FakeBluesky(FakeServer):
@@ -266,6 +282,7 @@ class FakeBluesky(FakeServer):
         self.accounts: dict[str, Account] = {}  # by handle
         self.records: dict[str, Record] = {}  # by uri, in write order
         self.notifications: list[Notification] = []
+        self.convos: dict[str, Convo] = {}  # by id
         self._state = threading.RLock()
         self._secret = secrets.token_bytes(32)
         self._issued_access: set[str] = set()
@@ -383,7 +400,9 @@ class FakeBluesky(FakeServer):
         time.sleep(self._delays.get(nsid, 0))
         with self._state:
             self._raise_injected_fault(nsid)
-            viewer = None if auth == "none" else self._authenticate(request, auth)
+            viewer = None if auth == "none" else self._authenticate(request, "access" if auth == "chat" else auth)
+            if auth == "chat":
+                self._check_chat(request, viewer, nsid)
             body = getattr(self, handler_name)(request, viewer)
         return Response(200, body)
 
@@ -656,6 +675,72 @@ class FakeBluesky(FakeServer):
         if notification.reason_subject:
             view["reasonSubject"] = notification.reason_subject
         return view
+
+    # --- chat.bsky (the chat service behind the PDS's proxy) -----------------------------
+
+    def messages_to(self, handle: str) -> list[dict]:
+        """Every chat message in conversations ``handle`` is in, oldest first."""
+        did = self._account(handle).did
+        with self._state:
+            return [m for c in self.convos.values() if did in c.members for m in c.messages]
+
+    def _check_chat(self, request: Request, viewer: str, nsid: str) -> None:
+        if request.headers.get("atproto-proxy") != CHAT_PROXY:
+            raise XrpcError(400, message=f"No service configured for {nsid}")
+        if not self._account_by_did(viewer).dm_access:  # pipethrough's PRIVILEGED_METHODS
+            raise XrpcError(400, "InvalidToken", "Bad token method")
+
+    def _get_convo_for_members(self, request: Request, viewer: str) -> dict:
+        members = request.query.get("members") or []
+        if not 1 <= len(members) <= 10:
+            raise XrpcError(400, message=f"Array too {'short' if not members else 'long'} at $.members")
+        for did in members:
+            if did == viewer:
+                continue
+            other = self._account_by_did(did)
+            if other is None:
+                raise XrpcError(400, "RecipientNotFound", "recipient not found")
+            if other.allow_incoming == "none":
+                raise XrpcError(400, "MessagesDisabled", "recipient has disabled incoming messages")
+            if other.allow_incoming == "following" and not self._follows(other.did, viewer):
+                raise XrpcError(400, "NotFollowedBySender", "recipient requires incoming messages to come from someone they follow")
+        dids = tuple(sorted({viewer, *members}))
+        convo = next((c for c in self.convos.values() if c.members == dids), None)
+        if convo is None:
+            convo = Convo(self._tids.next(), dids)
+            self.convos[convo.id] = convo
+        return {"convo": self._convo_view(convo)}
+
+    def _send_message(self, request: Request, viewer: str) -> dict:
+        body = request.json()
+        convo = self.convos.get(str(body.get("convoId")))
+        if convo is None or viewer not in convo.members:
+            raise XrpcError(400, "InvalidConvo", "Convo not found")
+        text = _required(body.get("message"), "text", "$.message")
+        if not isinstance(text, str):
+            raise XrpcError(400, message="Expected string value type at $.message.text")
+        if len(text.encode()) > 10000:
+            raise XrpcError(400, message=f"string too big (maximum 10000, got {len(text.encode())}) at $.message.text")
+        if _graphemes(text) > 1000:
+            raise XrpcError(400, message=f"grapheme too big (maximum 1000, got {_graphemes(text)}) at $.message.text")
+        message = {"$type": "chat.bsky.convo.defs#messageView", "id": self._tids.next(), "rev": self._tids.next(),
+                   "text": text, "sender": {"did": viewer}, "sentAt": _iso(self._clock.tick())}
+        convo.messages.append(message)
+        return message
+
+    def _get_messages(self, request: Request, viewer: str) -> dict:
+        convo = self.convos.get(_param(request, "convoId", required=True) or "")
+        if convo is None or viewer not in convo.members:
+            raise XrpcError(400, "InvalidConvo", "Convo not found")
+        return {"messages": list(reversed(convo.messages))}  # newest first
+
+    def _convo_view(self, convo: Convo) -> dict:
+        return {"id": convo.id, "rev": convo.messages[-1]["rev"] if convo.messages else "0", "muted": False, "unreadCount": 0,
+                "members": [self._profile_basic(did) for did in convo.members]}
+
+    def _follows(self, follower: str, subject: str) -> bool:
+        return any(r.collection == FOLLOW and not r.deleted and r.author == follower and r.value.get("subject") == subject
+                   for r in self.records.values())
 
     # --- com.atproto.server / identity -------------------------------------------------
 

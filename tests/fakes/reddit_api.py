@@ -56,6 +56,16 @@ ERRORS = {  # name -> (message, field), worded as in r2/lib/errors.py
     "NO_TEXT": ("we need something here", "text"),
     "TOO_LONG": (f"this is too long (max: {TEXT_LIMIT})", "text"),
 }
+SUBJECT_LIMIT = 100  # POST_compose: VLength("subject", max_length=100)
+COMPOSE_ERRORS = {  # POST /api/compose, as r2's VMessageRecipient and VLength word them
+    "NO_USER": ("please enter a username", "to"),
+    "USER_DOESNT_EXIST": ("that user doesn't exist", "to"),
+    "NOT_WHITELISTED_BY_USER_MESSAGE": ("Can't send a message to that user.", "to"),
+    "NO_SUBJECT": ("please enter a subject", "subject"),
+    "SUBJECT_TOO_LONG": (f"this is too long (max: {SUBJECT_LIMIT})", "subject"),
+    "NO_TEXT": ("we need something here", "text"),
+    "TEXT_TOO_LONG": (f"this is too long (max: {TEXT_LIMIT})", "text"),
+}
 _USER_MENTION = re.compile(r"(?<![\w/])/?u/([A-Za-z0-9_-]{3,20})\b")
 _TIME_FILTERS = {"hour": 3600, "day": 86400, "week": 7 * 86400, "month": 31 * 86400, "year": 366 * 86400}
 _BASE36 = "0123456789abcdefghijklmnopqrstuvwxyz"
@@ -105,6 +115,7 @@ class Account:
     created_utc: float
     suspended: bool = False
     banned_from: set[str] = field(default_factory=set)  # lower-case subreddit names
+    accepts_messages: bool = True  # Settings → Chat and messaging: "Who can send you private messages"
 
     @property
     def fullname(self) -> str:
@@ -210,6 +221,7 @@ _ROUTES: list[tuple[str, re.Pattern, str, bool]] = [
      "_comments", True),
     ("POST", re.compile(r"/api/comment"), "_comment", True),
     ("POST", re.compile(r"/api/del"), "_delete", True),
+    ("POST", re.compile(r"/api/compose"), "_compose", True),
 ]
 
 
@@ -224,6 +236,7 @@ class FakeReddit(FakeServer):
         self.accounts: dict[str, Account] = {}  # by lower-case name
         self.things: dict[str, Post | Comment] = {}  # by fullname, in write order
         self.inbox: list[InboxItem] = []
+        self.messages: list[dict] = []  # private messages sent through /api/compose: from, to, subject, text
         self._tokens: dict[str, str] = {}  # access token -> lower-case account name
         self._faults: dict[str, list[_Fault]] = {}
         self._delays: dict[str, float] = {}
@@ -474,6 +487,23 @@ class FakeReddit(FakeServer):
             return {"json": {"errors": [[error, message, field_name]]}}
         created = self._add_comment(user, parent, form["text"], time.time(), via_api=True)
         return {"json": {"errors": [], "data": {"things": [{"kind": "t1", "data": self._comment_data(created)}]}}}
+
+    def _compose(self, request: Request, user: Account) -> dict:
+        """POST /api/compose: a private message to a user."""
+        form = request.form()
+        if user.suspended:
+            raise RedditError(403)
+        to, subject, text = form.get("to", "").removeprefix("u/").removeprefix("/u/"), form.get("subject", ""), form.get("text", "")
+        recipient = self.accounts.get(to.lower())
+        error = ("NO_USER" if not to else "USER_DOESNT_EXIST" if recipient is None
+                 else "NOT_WHITELISTED_BY_USER_MESSAGE" if not recipient.accepts_messages
+                 else "NO_SUBJECT" if not subject.strip() else "SUBJECT_TOO_LONG" if len(subject) > SUBJECT_LIMIT
+                 else "NO_TEXT" if not text.strip() else "TEXT_TOO_LONG" if len(text) > TEXT_LIMIT else None)
+        if error:
+            message, field_name = COMPOSE_ERRORS[error]
+            return {"json": {"errors": [[error.removeprefix("SUBJECT_").removeprefix("TEXT_"), message, field_name]]}}
+        self.messages.append({"from": user.name, "to": recipient.name, "subject": subject, "text": text})
+        return {"json": {"errors": []}}
 
     def _delete(self, request: Request, user: Account) -> dict:
         thing = self.things.get(request.form().get("id", ""))

@@ -88,7 +88,7 @@ def test_a_mention_becomes_one_card_and_approve_threads_the_reply_in_the_appview
     poll_once(operator.services)
 
     [card] = operator.cards(tag)
-    assert card_buttons(card) == ["Approve", "Edit", "Dismiss"]
+    assert card_buttons(card) == ["Approve", "Reply privately", "Edit", "Dismiss"]
     conv = operator.conversation(mention.uri)
     with serve_web(operator.services) as web:
         assert click(web, ActionId.APPROVE, conv)[0] == 200

@@ -65,7 +65,7 @@ def test_open_one_by_one_cards_each_in_the_burst_thread(services, web, slack, mo
 
     opened = eventually(lambda: [c for c in slack.calls_to("chat.postMessage") if c.get("thread_ts") == burst_ts] if len(
         [c for c in slack.calls_to("chat.postMessage") if c.get("thread_ts") == burst_ts]) == 6 else None)
-    assert all(card_buttons(c) == ["Approve", "Edit", "Dismiss"] for c in opened)
+    assert all(card_buttons(c) == ["Approve", "Reply privately", "Edit", "Dismiss"] for c in opened)
     eventually(lambda: "Opened one by one" in card_text(slack.last("chat.update")))
     members = [c for c in conversations(services) if c.burst_id]
     assert all(c.slack_thread_ts == burst_ts and c.slack_ts != burst_ts for c in members)

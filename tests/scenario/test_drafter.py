@@ -85,7 +85,7 @@ def test_an_answer_cut_off_at_max_tokens_gives_a_card_without_draft_saying_why(m
     card = slack.last("chat.postMessage")
     assert model.chat_requests()[0]["max_tokens"] == 16
     assert "No draft available" in card_text(card) and "cut off at 16 tokens" in card_text(card)
-    assert card_buttons(card) == ["Edit", "Dismiss"] and load(services).draft_text is None
+    assert card_buttons(card) == ["Reply privately", "Edit", "Dismiss"] and load(services).draft_text is None
 
 
 def test_the_card_says_which_model_drafted_it(services, slack, model, bluesky):

@@ -21,7 +21,7 @@ def test_model_down_still_gives_a_card_saying_no_draft_and_edit_works(services, 
 
     card = slack.last("chat.postMessage")
     assert "No draft available" in card_text(card) and "HTTP 500" in card_text(card)
-    assert card_buttons(card) == ["Edit", "Dismiss"]
+    assert card_buttons(card) == ["Reply privately", "Edit", "Dismiss"]
     conv = load(services)
     assert conv.state == State.CARDED.value and conv.draft_text is None
 
@@ -89,7 +89,7 @@ def test_bluesky_refusing_the_post_shows_the_error_and_retry(services, web, slac
     failed = eventually(lambda: load(services).state == State.POST_FAILED.value and load(services))
     assert "300 graphemes" in failed.post_error and failed.reply_id is None
     card = eventually(lambda: "Posting failed" in card_text(slack.last("chat.update")) and slack.last("chat.update"))
-    assert card_buttons(card) == ["Retry", "Edit", "Dismiss"]
+    assert card_buttons(card) == ["Retry", "Reply privately", "Edit", "Dismiss"]
     assert bluesky.created("brand.test") == []
 
     click(web, ActionId.RETRY, conv)

@@ -26,7 +26,7 @@ def test_mention_becomes_one_card_with_author_text_link_draft_and_buttons(servic
     assert draft in text
     assert "complaint" in text and "high urgency" in text
     assert f"({len(draft)}/300)" in text  # graphemes, against Bluesky's limit
-    assert card_buttons(posted) == ["Approve", "Edit", "Dismiss"]
+    assert card_buttons(posted) == ["Approve", "Reply privately", "Edit", "Dismiss"]
     assert conversation(services).state == State.CARDED.value
 
     # a second cycle finds nothing new and posts nothing more

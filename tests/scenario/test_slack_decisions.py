@@ -167,7 +167,7 @@ def test_a_draft_that_breaks_the_policy_is_flagged_and_cannot_be_approved(servic
     conv = carded_mention(services, bluesky, model, reply=long_reply + " Ping @everyone and see https://evil.example")
 
     card = slack.last("chat.postMessage")
-    assert card_buttons(card) == ["Edit", "Dismiss"]
+    assert card_buttons(card) == ["Reply privately", "Edit", "Dismiss"]
     text = card_text(card)
     assert "can't be approved as written" in text and "Too long for Bluesky" in text
     assert "evil.example" in text and "@everyone" in text

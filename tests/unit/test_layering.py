@@ -12,7 +12,7 @@ DOMAIN = (
     "bot.models", "bot.db", "bot.config", "bot.text", "bot.business_hours", "bot.platforms", "bot.ingest",
     "bot.threads", "bot.bursts", "bot.llm", "bot.context", "bot.draft", "bot.examples", "bot.policy",
     "bot.decision", "bot.outbox", "bot.backlog", "bot.stats", "bot.redraft", "bot.evaluation", "bot.rulebook", "bot.similarity", "bot.knowledge",
-    "bot.accounts", "bot.brand", "bot.routing",
+    "bot.accounts", "bot.brand", "bot.routing", "bot.privacy", "bot.signoffs",
 )
 # What only the application layer may import: Slack, the use cases, the cycle, the jobs.
 ABOVE_THE_DOMAIN = ("bot.slack", "bot.flows", "bot.pipeline", "bot.jobs", "bot.cli", "bot.demo")
