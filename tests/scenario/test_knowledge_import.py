@@ -158,3 +158,21 @@ def test_the_domains_of_imported_articles_may_be_linked(cli, services, bluesky, 
     assert flows.edit_problems(services, conversation.id, text) == []
     assert flows.edit_problems(services, conversation.id, "See https://evil.example/x") == [
         "Links to evil.example, which is not in BRAND_ALLOWED_DOMAINS."]
+
+
+def test_with_an_embedding_model_chunks_get_vectors_and_older_ones_get_theirs_at_the_next_import(cli, services, model, monkeypatch, tmp_path):
+    help_centre(tmp_path / "help")
+    (tmp_path / "help/drafts/notes.md").unlink()
+    cli("knowledge", "import", str(tmp_path / "help"))  # no OPENAI_EMBEDDING_MODEL yet
+    assert model.requests_to("/v1/embeddings") == []
+
+    monkeypatch.setenv("OPENAI_EMBEDDING_MODEL", "no-such-embedder")  # the endpoint answers 404
+    code, out, _ = cli("knowledge", "import", str(tmp_path / "help"))
+    assert code == 0 and "0 added, 0 updated, 0 removed, 3 unchanged" in out and "embedded" not in out
+    assert len(model.requests_to("/v1/embeddings")) == 1
+
+    monkeypatch.setenv("OPENAI_EMBEDDING_MODEL", "text-embedding-3-small")
+    code, out, _ = cli("knowledge", "import", str(tmp_path / "help"))
+    assert "conversant knowledge: 3 chunk(s) embedded with text-embedding-3-small" in out
+    with services.db.session() as session:
+        assert set(session.scalars(select(Chunk.embedding_model))) == {"text-embedding-3-small"}
