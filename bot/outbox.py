@@ -106,7 +106,7 @@ def _send_private(db: Database, rules: Rulebook, platform: Platform, conversatio
         return _fail(db, cid, " ".join(problems))
     try:
         with POST_LATENCY.labels(platform.name).time():
-            sent = platform.send_private(conversation.author_id, conversation.author_handle, conversation.reply_text,
+            sent = platform.send_private(conversation.thread_ref, conversation.author_id, conversation.author_handle, conversation.reply_text,
                                          idempotency_key=f"conversant-{cid}-private")
     except RateLimited as error:  # refused before anything was sent
         log.warning("conversation %s: %s; will retry", cid, error)

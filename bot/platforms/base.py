@@ -83,7 +83,7 @@ class Platform(Protocol):
     def text_length(self, text: str) -> int:
         """Length as the platform counts it against ``text_limit``."""
 
-    def send_private(self, author_id: str, author_handle: str, text: str, *, idempotency_key: str) -> PostedReply:
+    def send_private(self, thread_ref: dict, author_id: str, author_handle: str, text: str, *, idempotency_key: str) -> PostedReply:
         """Send ``text`` to the author as a private message, where ``format.private`` says the platform
         has them. Raises ``Rejected`` when the author does not accept messages from the brand."""
 

@@ -343,7 +343,7 @@ class BlueskyPlatform:
         created = self._call("post the reply", lambda c: c.app.bsky.feed.post.create(self.did, record))
         return PostedReply(external_id=created.uri, url=post_url(self.handle, created.uri))
 
-    def send_private(self, author_id: str, author_handle: str, text: str, *, idempotency_key: str) -> PostedReply:
+    def send_private(self, thread_ref: dict, author_id: str, author_handle: str, text: str, *, idempotency_key: str) -> PostedReply:
         """A chat message through the chat service the PDS proxies to (``atproto-proxy`` header):
         the 1-1 conversation with the author, then the message. chat.bsky takes no idempotency key."""
         def send(client: Client):

@@ -68,7 +68,7 @@ class DemoPlatform:
             file.write(json.dumps({"in_reply_to": thread_ref["id"], "text": text, "url": reply.url}) + "\n")
         return reply
 
-    def send_private(self, author_id: str, author_handle: str, text: str, *, idempotency_key: str) -> PostedReply:
+    def send_private(self, thread_ref: dict, author_id: str, author_handle: str, text: str, *, idempotency_key: str) -> PostedReply:
         with self.replies_path.open("a", encoding="utf-8") as file:
             file.write(json.dumps({"private_to": author_handle, "text": text}) + "\n")
         return PostedReply(external_id=f"message-to-{author_handle}", url="https://bsky.app/messages")

@@ -339,7 +339,10 @@ class MastodonPlatform:
     def find_brand_reply(self, thread_ref: dict) -> PostedReply | None:
         me_id = str(self._account().id)
         context = self._call("read the thread", partial(self._api.status_context, thread_ref["id"]), missing_means_gone=True)
+        public_mention = thread_ref.get("visibility") != "direct"
         for status in context.descendants:
+            if public_mention and status.visibility == "direct":
+                continue  # a private reply (ours, or sent from the app) is not the answer in the thread
             if str(status.in_reply_to_id) == thread_ref["id"] and str(status.account.id) == me_id:
                 return PostedReply(external_id=str(status.id), url=status.url or status.uri)
         return None
@@ -364,11 +367,12 @@ class MastodonPlatform:
         return PostedReply(external_id=str(status.id), url=status.url or status.uri)
 
 
-    def send_private(self, author_id: str, author_handle: str, text: str, *, idempotency_key: str) -> PostedReply:
-        """A ``direct`` status: only the accounts it @mentions see it (``text`` starts with the author's
-        ``@acct``). Standalone, not in the thread, so the thread check only ever finds the public note."""
+    def send_private(self, thread_ref: dict, author_id: str, author_handle: str, text: str, *, idempotency_key: str) -> PostedReply:
+        """A ``direct`` status that only the accounts it @mentions see (``text`` starts with the author's
+        ``@acct``), in reply to their mention: since 4.3 Mastodon files a private mention from an account
+        the reader does not follow under filtered notifications unless it answers one of their posts."""
         status = self._call("send the private message", lambda: self._api.status_post(
-            text, visibility="direct", idempotency_key=idempotency_key))
+            text, in_reply_to_id=thread_ref["id"], visibility="direct", idempotency_key=idempotency_key), missing_means_gone=True)
         return PostedReply(external_id=str(status.id), url=status.url or status.uri)
 
 

@@ -404,7 +404,7 @@ class RedditPlatform:
                               hint="Conversant looks for it in the thread before posting again")
         return PostedReply(external_id=created.fullname, url=_reply_url(thread_ref, created.id))
 
-    def send_private(self, author_id: str, author_handle: str, text: str, *, idempotency_key: str) -> PostedReply:
+    def send_private(self, thread_ref: dict, author_id: str, author_handle: str, text: str, *, idempotency_key: str) -> PostedReply:
         """A private message (POST /api/compose). Reddit answers with no id to look it up by."""
         reddit = self._session()
         try:

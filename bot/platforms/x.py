@@ -312,7 +312,7 @@ class XPlatform:
         return PostedReply(external_id=created["data"]["id"], url=post_url(brand["username"], created["data"]["id"]))
 
 
-    def send_private(self, author_id: str, author_handle: str, text: str, *, idempotency_key: str) -> PostedReply:
+    def send_private(self, thread_ref: dict, author_id: str, author_handle: str, text: str, *, idempotency_key: str) -> PostedReply:
         raise Rejected(self.name, X_NO_PRIVATE)  # the card offers no Reply privately on X; this says why if asked
 
 

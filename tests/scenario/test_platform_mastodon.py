@@ -253,7 +253,10 @@ def test_find_brand_reply_sees_only_the_brands_direct_reply(fake, adapter):
     fake.post("brand", "@carol welcome", in_reply_to=others)  # the brand, but deeper in the thread
     assert adapter.find_brand_reply(thread_ref) is None
 
-    reply = fake.post("brand", "@alice hello!", in_reply_to=mention, visibility="direct")
+    fake.post("brand", "@alice details in private", in_reply_to=mention, visibility="direct")
+    assert adapter.find_brand_reply(thread_ref) is None  # a private reply to a public mention is not the answer in the thread
+
+    reply = fake.post("brand", "@alice hello!", in_reply_to=mention)
 
     found = adapter.find_brand_reply(thread_ref)
     assert found.external_id == reply and found.url.endswith(f"/@brand/{reply}")

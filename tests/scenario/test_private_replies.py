@@ -192,10 +192,26 @@ def test_mastodon_sends_a_direct_status_that_mentions_the_author_then_a_public_n
 
     assert done.state == State.REPLIED.value, done.post_error
     direct, note = mastodon_api.created("brand")
-    assert direct.visibility == "direct" and direct.text == f"@alice {DM}" and direct.in_reply_to_id is None
+    assert direct.visibility == "direct" and direct.text == f"@alice {DM}"
     assert direct.mention_ids == [mastodon_api.account("alice").id]  # only she can read it
+    # In reply to her mention: Mastodon does not file it under "unsolicited private mentions".
+    assert direct.in_reply_to_id == mention
     assert note.text == "@alice We've sent you a private message." and note.in_reply_to_id == mention
     assert note.visibility == "public"
+
+
+def test_on_mastodon_the_thread_check_does_not_take_the_direct_message_for_the_public_note(mastodon_api):
+    """What reconciling a lost note relies on: the brand's direct message in the thread is not the answer."""
+    from bot.platforms.mastodon import MastodonPlatform
+    adapter = MastodonPlatform(mastodon_api.base_url, "mastodon-token")
+    mastodon_api.post("alice", "@brand my order #558812 never arrived")
+    [mention] = adapter.fetch_mentions({}, utcnow() - timedelta(hours=1)).mentions
+
+    adapter.send_private(mention.thread_ref, mention.author_id, "alice", f"@alice {DM}", idempotency_key="k-private")
+    assert adapter.find_brand_reply(mention.thread_ref) is None
+
+    note = adapter.post_reply(mention.thread_ref, "@alice We've sent you a private message.", idempotency_key="k")
+    assert adapter.find_brand_reply(mention.thread_ref).external_id == note.external_id
 
 
 def test_reddit_sends_a_private_message_then_a_public_note(make_services, reddit_api, model, slack):
