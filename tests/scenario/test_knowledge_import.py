@@ -149,14 +149,14 @@ def test_doctor_and_home_show_how_many_articles_and_when_they_were_imported(cli,
 def test_the_domains_of_imported_articles_may_be_linked(cli, services, bluesky, model, tmp_path):
     conversation = carded_mention(services, bluesky, model)
     text = f"Here is how: {BILLING}"
-    assert flows.edit_problems(services, conversation.id, text) == [
+    assert flows.edit_problems(services, conversation.id, "U_ALICE", text) == [
         "Links to support.brand-help.example, which is not in BRAND_ALLOWED_DOMAINS."]
 
     help_centre(tmp_path / "help")
     cli("knowledge", "import", str(tmp_path / "help"))
 
-    assert flows.edit_problems(services, conversation.id, text) == []
-    assert flows.edit_problems(services, conversation.id, "See https://evil.example/x") == [
+    assert flows.edit_problems(services, conversation.id, "U_ALICE", text) == []
+    assert flows.edit_problems(services, conversation.id, "U_ALICE", "See https://evil.example/x") == [
         "Links to evil.example, which is not in BRAND_ALLOWED_DOMAINS."]
 
 
