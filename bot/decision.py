@@ -1,4 +1,5 @@
-"""What a person decides on a card: approve, approve an edited text, dismiss, retry, claim, snooze.
+"""What a person decides on a card: approve, approve an edited text, dismiss, retry, claim, snooze,
+and which of the brand's accounts replies.
 
 Each is one conditional update plus an audit record, so a double click, a
 Slack retry or a second process changes nothing the second time. Posting is
@@ -195,6 +196,30 @@ def snooze(db: Database, settings: Settings, conversation_id: int, user: str, ch
         ).rowcount == 1
         if won:
             audit(session, conversation_id, user, "snoozed", until.isoformat())
+    return Decision(Outcome.DONE) if won else already_handled(db, conversation_id)
+
+
+def reply_as(db: Database, rules: Rulebook, conversation_id: int, user: str, account_id: str) -> Decision:
+    """Reply from another of the brand's accounts on the same platform; the draft's checks follow
+    that account's allowed link domains."""
+    conversation = _load(db, conversation_id)
+    if conversation is None:
+        return Decision(Outcome.NOT_FOUND, "That conversation no longer exists.")
+    account = rules.accounts.account(account_id)
+    if account is None or account.platform != conversation.platform or account.id not in rules.accounts.adapters:
+        return Decision(Outcome.BLOCKED, "That account cannot reply here any more; pick another from the card.")
+    conversation.account = account.id  # detached: only to compute the checks under the new account
+    problems = policy.check(conversation.draft_text, rules.draft(conversation, offered_urls(conversation.grounding))) \
+        if conversation.draft_text else []
+    with db.session() as session:
+        won = session.execute(
+            update(Conversation)
+            .where(Conversation.id == conversation_id, Conversation.state.in_([State.CARDED.value, State.POST_FAILED.value]))
+            .values(account=account.id, policy_problems=problems, updated_at=utcnow())
+            .execution_options(synchronize_session=False)
+        ).rowcount == 1
+        if won:
+            audit(session, conversation_id, user, "reply_as", account.id)
     return Decision(Outcome.DONE) if won else already_handled(db, conversation_id)
 
 

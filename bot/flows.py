@@ -73,6 +73,11 @@ def snooze(services: Services, conversation_id: int, user: str, choice: SnoozeFo
     return _settled(services, conversation_id, user, channel, decision.snooze(services.db, services.settings, conversation_id, user, choice))
 
 
+def reply_as(services: Services, conversation_id: int, user: str, account_id: str, channel: str | None = None) -> Decision:
+    """The card's "Reply as" menu: another of the brand's accounts on the platform will reply."""
+    return _settled(services, conversation_id, user, channel, decision.reply_as(services.db, services.rules, conversation_id, user, account_id))
+
+
 def redraft(services: Services, conversation_id: int, user: str, direction: Direction, custom: str = "",
             channel: str | None = None) -> redrafting.RedraftResult:
     result = redrafting.redraft(services, conversation_id, user, direction, custom)

@@ -25,6 +25,7 @@ from bot.knowledge.grounding import ground
 from bot.models import Conversation, PlatformStatus, State, get_pause, transition, utcnow
 from bot.platforms.base import PlatformError, RateLimited
 from bot.redraft import compose
+from bot.routing import Facts, destination
 from bot.services import Services
 from bot.slack import sync
 
@@ -289,11 +290,21 @@ def _draft_one(services: Services, conversation_id: int) -> State:
             target = State.DRAFT_FAILED
         else:
             target = State.SKIPPED
+    values.update(_routed(services, conversation, values.get("category"), values.get("urgency")))
     with services.db.session() as session:
         transition(session, conversation_id, State.DRAFTING, target, **values)
     if target is State.SKIPPED:
         log.info("conversation %s: skipped by triage (%s)", conversation_id, triage.reason)
     return target
+
+
+def _routed(services: Services, conversation: Conversation, category: str | None, urgency: str | None) -> dict:
+    """Where the triaged conversation goes: its route and review channel (bot/routing.py)."""
+    account = services.brand.replying(conversation)
+    facts = Facts(account=account.id if account else None, platform=conversation.platform, category=category,
+                  urgency=urgency, language=conversation.language, text=conversation.text)
+    route, channel = destination(services.settings.routes, facts, account.review_channel if account else None)
+    return {"route": route.name, "review_channel": channel}
 
 
 def _check_thread(services: Services, conversation_id: int) -> State | None:

@@ -56,6 +56,13 @@ class Routes:
         return tuple(dict.fromkeys(r.channel for r in (*self.rules, self.default) if r.channel))
 
 
+def destination(routes: Routes, facts: Facts, account_channel: str | None) -> tuple[Route, str | None]:
+    """The route and the review channel: the route's, else the account's; None leaves it to
+    SLACK_REVIEW_CHANNEL."""
+    route = routes.route_for(facts)
+    return route, route.channel or account_channel
+
+
 def _holds(key: str, values: tuple[str, ...], facts: Facts) -> bool:
     if key == "keyword":
         return any(_contains_word(facts.text, word) for word in values)

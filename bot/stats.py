@@ -104,11 +104,14 @@ def percentile(values: list[float], share: float) -> float | None:
     return ordered[max(0, math.ceil(share * len(ordered)) - 1)]
 
 
-def load_rows(db: Database, start: datetime, end: datetime) -> list[Row]:
+def load_rows(db: Database, start: datetime, end: datetime, *, channel: str | None = None) -> list[Row]:
+    """``channel``: only the conversations routed to that review channel (None: all)."""
     columns = [getattr(Conversation, name) for name in Row.__dataclass_fields__]
+    query = select(*columns).where(Conversation.posted_at >= start, Conversation.posted_at < end)
+    if channel is not None:
+        query = query.where(Conversation.review_channel == channel)
     with db.session() as session:
-        result = session.execute(select(*columns).where(Conversation.posted_at >= start, Conversation.posted_at < end))
-        return [Row(*values) for values in result]
+        return [Row(*values) for values in session.execute(query)]
 
 
 def figures_for(settings, rows: list[Row], start: datetime, end: datetime, *, times: bool = True) -> Figures:
@@ -198,11 +201,11 @@ class Digest:
         return (self.figures.end - timedelta(seconds=1)).astimezone(self.timezone).date()
 
 
-def build_digest(db: Database, settings, *, end: datetime) -> Digest:
-    """Everything the digest shows, for the 24 hours before ``end``."""
+def build_digest(db: Database, settings, *, end: datetime, channel: str | None = None) -> Digest:
+    """Everything the digest shows, for the 24 hours before ``end`` (``channel``: of one routed channel)."""
     tz = settings.digest_timezone
     start = end - DAY
-    rows = sorted(load_rows(db, end - TREND_DAYS * DAY, end), key=lambda row: row.posted_at)
+    rows = sorted(load_rows(db, end - TREND_DAYS * DAY, end, channel=channel), key=lambda row: row.posted_at)
     posted = [row.posted_at for row in rows]
 
     def between(first: datetime, last: datetime) -> list[Row]:

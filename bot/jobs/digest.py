@@ -80,11 +80,33 @@ def send_digest(services: Services, *, end: datetime | None = None) -> DigestRes
     upload is logged and the digest stands without it.
     """
     end = end or utcnow()
+    result = _send_one(services, end, services.settings.digest_channel, routed=None)
+    for channel in routed_channels(services):
+        try:
+            _send_one(services, end, channel, routed=channel)
+        except Exception:  # noqa: BLE001 - one team's channel refusing its digest must not stop the others'
+            log.exception("the digest of the conversations routed to %s was not posted", channel)
+    return result
+
+
+def routed_channels(services: Services) -> list[str]:
+    """Each channel that routes or accounts send cards to gets a digest of its own conversations;
+    the lead's SLACK_DIGEST_CHANNEL gets all of them."""
+    settings = services.settings
+    channels = [*settings.routes.channels, *(a.review_channel for a in services.brand.accounts if a.review_channel)]
+    lead = {settings.digest_channel, None}
+    return [c for c in dict.fromkeys(channels) if c not in lead] if settings.accounts_file else []
+
+
+def _send_one(services: Services, end: datetime, channel: str | None, *, routed: str | None) -> DigestResult:
     started = time.perf_counter()
-    digest = build_digest(services.db, services.settings, end=end)
+    digest = build_digest(services.db, services.settings, end=end, channel=routed)
     message = digest_message(services, digest)
+    if routed:
+        message["blocks"].insert(1, {"type": "context", "elements": [
+            {"type": "mrkdwn", "text": f"The conversations routed to <#{routed}> only; the full digest goes to the lead's channel."}]})
     seconds = time.perf_counter() - started
-    channel, ts = services.publisher.post(message, channel=services.settings.digest_channel)
+    channel, ts = services.publisher.post(message, channel=channel)
     file_id = _upload_chart(services, channel, digest)
     log.info("digest for %s posted to %s (%d missed, figures in %.2fs)", digest.local_date, channel, len(digest.figures.missed), seconds)
     return DigestResult(channel, ts, file_id, len(digest.figures.missed), seconds)

@@ -13,7 +13,9 @@ every minute):
 - when ``GROUP_FROM`` or more cards are due at once, posts one message listing
   them (oldest first, with links and ages) instead of one per card;
 - raises a card still waiting at ``ESCALATE_AT`` times the SLA once in
-  ``SLACK_DIGEST_CHANNEL`` (snoozing does not hold that back).
+  ``SLACK_DIGEST_CHANNEL``, or its route's channel (snoozing does not hold that back);
+- follows the routes (bot/routing.py): a card is nudged in its channel, mentioning its route's
+  on-call group, else ``SLACK_ONCALL``.
 
 Every nudge and escalation is claimed with a conditional update before it is
 posted, so two processes never nudge the same card twice.
@@ -171,20 +173,33 @@ def _link(services: Services):
     return lambda channel, ts: permalink(services.slack_client, channel, ts)
 
 
+def _oncall(settings, c: Conversation) -> tuple[str, ...]:
+    """Whom a nudge mentions: the on-call group of the card's route, else SLACK_ONCALL."""
+    return settings.routes.named(c.route).oncall or settings.slack_oncall
+
+
 def _post_nudges(services: Services, cards: list[Conversation], now: datetime, report: NudgeReport) -> None:
-    if not cards:
-        return
+    """Each routed channel's cards are nudged there, mentioning that route's on-call group."""
+    teams: dict[tuple, list[Conversation]] = {}
+    for c in cards:
+        teams.setdefault((c.slack_channel, _oncall(services.settings, c)), []).append(c)
+    for (channel, oncall), team_cards in teams.items():
+        _post_team_nudges(services, team_cards, channel, oncall, now, report)
+
+
+def _post_team_nudges(services: Services, cards: list[Conversation], channel: str, oncall: tuple[str, ...],
+                      now: datetime, report: NudgeReport) -> None:
     settings = services.settings
     if len(cards) >= GROUP_FROM:
-        text = views.grouped_nudge_text(settings, cards, now, _link(services))
-        if not sync.post_text(services, text, channel=cards[0].slack_channel):
+        text = views.grouped_nudge_text(settings, cards, now, _link(services), oncall=oncall)
+        if not sync.post_text(services, text, channel=channel):
             _undo(services, cards, "last_nudged_at", now)
             return
         report.messages += 1
         report.nudged.extend(c.id for c in cards)
         return
     for c in cards:
-        if not sync.post_text(services, views.nudge_text(c, now, settings), channel=c.slack_channel, thread_ts=_thread_of(c)):
+        if not sync.post_text(services, views.nudge_text(c, now, settings, oncall=oncall), channel=channel, thread_ts=_thread_of(c)):
             _undo(services, [c for c in cards if c.id not in report.nudged], "last_nudged_at", now)
             return
         report.messages += 1
@@ -197,11 +212,16 @@ def _thread_of(c: Conversation) -> str:
 
 
 def _post_escalations(services: Services, cards: list[Conversation], now: datetime, report: NudgeReport) -> None:
-    if not cards:
-        return
-    text = views.escalation_text(services.settings, cards, now, _link(services))
-    if not sync.post_text(services, text, channel=services.settings.digest_channel):
-        _undo(services, cards, "escalated_at", now)
-        return
-    report.messages += 1
-    report.escalated.extend(c.id for c in cards)
+    """To the channel of the cards' route when it names one (the team that owns them), else to
+    SLACK_DIGEST_CHANNEL."""
+    settings = services.settings
+    channels: dict[str | None, list[Conversation]] = {}
+    for c in cards:
+        channels.setdefault(settings.routes.named(c.route).channel if c.route else None, []).append(c)
+    for channel, routed in channels.items():
+        text = views.escalation_text(settings, routed, now, _link(services))
+        if not sync.post_text(services, text, channel=channel or settings.digest_channel):
+            _undo(services, routed, "escalated_at", now)
+            continue
+        report.messages += 1
+        report.escalated.extend(c.id for c in routed)

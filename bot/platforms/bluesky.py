@@ -237,6 +237,7 @@ class BlueskyPlatform:
             text=getattr(record, "text", "") or "",
             url=post_url(author.handle, uri),
             created_at=min(parse_time(created), datetime.now(timezone.utc)),
+            language=_first_language(getattr(record, "langs", None)),
         )
 
     def mentions_from_posts(self, posts: list) -> list[Mention]:
@@ -272,7 +273,7 @@ class BlueskyPlatform:
                 reason=reason, author_id=post.author_did, author_handle=handle,
                 author_name=getattr(profile, "display_name", None) or None,
                 text=record.get("text") if isinstance(record.get("text"), str) else "",
-                url=post_url(handle, post.uri), created_at=created,
+                url=post_url(handle, post.uri), created_at=created, language=_first_language(record.get("langs")),
             ))
         self._attach_parent_texts(mentions)
         return mentions
@@ -392,6 +393,11 @@ def _chat_error(error: BadRequestError, handle: str) -> str | None:
         "AccountSuspended": "the brand's chat account is suspended",
         "ConvoLocked": f"the chat with @{handle} is locked",
     }.get(name or "")
+
+
+def _first_language(langs) -> str | None:
+    """The post's first language tag ("en"), as its author's client set it."""
+    return langs[0][:16] if isinstance(langs, list) and langs and isinstance(langs[0], str) else None
 
 
 def _facet(text: str, span: tuple[int, int], feature) -> models.AppBskyRichtextFacet.Main:

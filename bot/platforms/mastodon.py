@@ -313,6 +313,7 @@ class MastodonPlatform:
             text=html_to_text(status.content),
             url=status.url or status.uri,
             created_at=min(status.created_at.astimezone(timezone.utc), datetime.now(timezone.utc)),
+            language=str(status.get("language") or "")[:16] or None,
         )
 
     def _with_threads(self, mentions: list[Mention]) -> list[Mention]:

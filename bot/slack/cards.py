@@ -53,6 +53,8 @@ class CardFacts:
     private: str | None = None  # how the platform carries a private reply ("a Bluesky chat message"); None: it has none
     no_private: str | None = None  # why it has none, when someone would ask (X)
     signoff_note: str | None = None  # the draft fits, but not with an approver's sign-off
+    replying_as: str | None = None  # "@AcmeSupport", when the brand has several accounts on the platform
+    reply_as_options: tuple[tuple[str, str], ...] = ()  # (account id, label): the others that could reply
 
 
 def review_card(conversation: Conversation, facts: CardFacts) -> dict:
@@ -74,9 +76,11 @@ def review_card(conversation: Conversation, facts: CardFacts) -> dict:
     blocks.append(_context(f"<{c.url}|Open the post on {facts.platform_label}>" + _triage_phrase(c) + _drafted_by(c)))
     blocks.extend(_draft_blocks(c, facts))
     blocks.extend(_private_blocks(c, facts))
+    if facts.replying_as:
+        blocks.append(_context(f"{'Replied' if c.state == State.REPLIED.value else 'Replying'} as *{escape(facts.replying_as)}*"))
     blocks.extend(_outcome_blocks(c, facts))
     blocks.extend(_attention_blocks(c))
-    actions = _buttons(c, facts)
+    actions = _buttons(c, facts) + _reply_as_menu(c, facts)
     if actions:
         blocks.append({"type": "actions", "block_id": f"conversation_{c.id}", "elements": actions})
     return {"text": f"{facts.platform_label} mention from @{escape(c.author_handle)}: {escape(c.text[:150])}",
@@ -280,6 +284,13 @@ def _buttons(c: Conversation, facts: CardFacts) -> list[dict]:
     if c.state == State.CARDED.value:
         buttons.append(_redraft_menu(c.id))
     return buttons
+
+
+def _reply_as_menu(c: Conversation, facts: CardFacts) -> list[dict]:
+    if not facts.reply_as_options or c.state not in (State.CARDED.value, State.POST_FAILED.value):
+        return []
+    return [_menu(ActionId.REPLY_AS, "Reply as…",
+                  [(f"Reply as {label}", conversation_value(c.id, account=account)) for account, label in facts.reply_as_options])]
 
 
 def _redraft_menu(conversation_id: int) -> dict:

@@ -46,6 +46,7 @@ def register(app: App, services: Services, approvers: Approvers) -> None:
         ActionId.APPROVE: h.approve, ActionId.RETRY: h.retry, ActionId.EDIT: h.open_edit, ActionId.DISMISS: h.open_dismiss,
         ActionId.CLAIM: h.claim, ActionId.SNOOZE: h.snooze, ActionId.REDRAFT: h.redraft,
         ActionId.REDRAFT_ARTICLE: h.redraft_article, ActionId.REPLY_PRIVATELY: h.open_private,
+        ActionId.REPLY_AS: h.reply_as,
         ActionId.APPROVE_ALL: h.approve_all, ActionId.OPEN_EACH: h.open_each, ActionId.DISMISS_ALL: h.dismiss_all,
     }
     for action, work in buttons.items():
@@ -124,6 +125,10 @@ class Handlers:
     def redraft_article(self, body: dict, client=None) -> None:
         if (click := self._click(body)) and self._chose(click, click.value.article, "article"):
             flows.redraft_with_article(self.services, click.value.conversation, click.user, click.value.article, channel=click.channel)
+
+    def reply_as(self, body: dict, client=None) -> None:
+        if (click := self._click(body)) and self._chose(click, click.value.account, "account"):
+            flows.reply_as(self.services, click.value.conversation, click.user, click.value.account, click.channel)
 
     def open_edit(self, body: dict, client) -> None:
         if click := self._click(body):

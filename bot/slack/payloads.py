@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import enum
 import json
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, PositiveInt, StrictStr, ValidationError
+from pydantic import BaseModel, ConfigDict, PositiveInt, StrictStr, StringConstraints, ValidationError
 
 from bot.models import Direction, SnoozeFor
 
@@ -26,6 +27,7 @@ class ActionId(str, enum.Enum):
     SNOOZE = "conversant_snooze"
     REDRAFT = "conversant_redraft"
     REDRAFT_ARTICLE = "conversant_redraft_article"  # redraft with another help article found for the mention
+    REPLY_AS = "conversant_reply_as"  # reply from another of the brand's accounts on the platform
     APPROVE_ALL = "conversant_burst_approve_all"
     OPEN_EACH = "conversant_burst_open_each"
     DISMISS_ALL = "conversant_burst_dismiss_all"
@@ -57,6 +59,7 @@ class ButtonValue(BaseModel):
     snooze: SnoozeFor | None = None
     redraft: Direction | None = None
     article: PositiveInt | None = None  # a help article (bot/knowledge) to redraft with
+    account: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,19}$")] | None = None  # the account to reply as
 
     def dump(self) -> str:
         return json.dumps(self.model_dump(mode="json", exclude_none=True))

@@ -29,12 +29,24 @@ def card_for(services: Services, conversation: Conversation) -> dict:
     length = rules.length(conversation.draft_text) if conversation.draft_text else None
     with services.db.session() as session:
         thread = threads.summary(session, conversation)
+    replying, others = _accounts_on_card(services, conversation)
     platform_format = services.rules.format(conversation.platform)
     card = review_card(conversation, CardFacts(
         rules.platform_label, rules.limit, length, thread,
         private=platform_format.private.label if platform_format.private else None, no_private=platform_format.no_private,
-        signoff_note=decision.signoff_warning(services.rules, conversation)))
+        signoff_note=decision.signoff_warning(services.rules, conversation),
+        replying_as=replying, reply_as_options=others))
     return {**card, "metadata": card_metadata(conversation.id)}
+
+
+def _accounts_on_card(services: Services, conversation: Conversation) -> tuple[str | None, tuple[tuple[str, str], ...]]:
+    """Which account replies, and the others it could be, when the platform has several."""
+    brand = services.brand
+    replying = brand.replying(conversation)
+    if replying is None or len(brand.on(conversation.platform)) < 2:
+        return None, ()
+    others = tuple((a.id, a.label) for a in brand.on(conversation.platform) if a is not replying and a.id in brand.adapters)
+    return replying.label, others
 
 
 class Carding(enum.Enum):
@@ -61,7 +73,8 @@ def _post_claimed_card(services: Services, conversation: Conversation) -> Cardin
     conversation_id = conversation.id
     with services.db.session() as session:
         anchor = threads.first_card(session, conversation)
-    channel, thread_ts = (anchor.slack_channel, anchor.slack_ts) if anchor else (None, None)
+    # A later turn goes in its first card's thread; a conversation to its routed channel (None: the review channel).
+    channel, thread_ts = (anchor.slack_channel, anchor.slack_ts) if anchor else (conversation.review_channel, None)
     found = _earlier_post(services, conversation, channel, thread_ts)
     if found:
         backlog.carded(services.db, conversation_id, found[0], found[1], thread_ts=thread_ts, found=True)

@@ -288,13 +288,14 @@ def _who(c: Conversation) -> str:
     return f"@{escape(c.author_handle)}'s {label(c.platform)} mention"
 
 
-def nudge_text(c: Conversation, now: datetime, settings) -> str:
+def nudge_text(c: Conversation, now: datetime, settings, oncall: tuple[str, ...] | None = None) -> str:
+    """``oncall``: the route's on-call group (None: SLACK_ONCALL)."""
     age = human_duration((now - c.posted_at).total_seconds())
     sla = human_minutes(settings.review_sla_minutes)
     if c.claimed_by:
         return (f"<@{c.claimed_by}> :alarm_clock: You're on this one: {_who(c)} has waited {age}, past the {sla} review SLA. "
                 "Approve or edit the reply, or dismiss it if it needs none.")
-    ping = mention_list(settings.slack_oncall)
+    ping = mention_list(settings.slack_oncall if oncall is None else oncall)
     lead = f"{ping} :alarm_clock:" if ping else ":alarm_clock:"
     return (f"{lead} {_who(c)} has waited {age}, past the {sla} review SLA. "
             "Approve, edit or dismiss it above, or click *I'm on it* so the team knows.")
@@ -313,8 +314,9 @@ def _listed(cards: list[Conversation], now: datetime, link: Link) -> str:
     return "\n".join(lines)
 
 
-def grouped_nudge_text(settings, cards: list[Conversation], now: datetime, link: Link = no_link) -> str:
-    ping = mention_list(settings.slack_oncall) if any(not c.claimed_by for c in cards) else ""
+def grouped_nudge_text(settings, cards: list[Conversation], now: datetime, link: Link = no_link,
+                       oncall: tuple[str, ...] | None = None) -> str:
+    ping = mention_list(settings.slack_oncall if oncall is None else oncall) if any(not c.claimed_by for c in cards) else ""
     lead = f"{ping} :alarm_clock:" if ping else ":alarm_clock:"
     head = f"{lead} {len(cards)} conversations are waiting past the {human_minutes(settings.review_sla_minutes)} review SLA, oldest first:"
     return head + "\n" + _listed(cards, now, link)

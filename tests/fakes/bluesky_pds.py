@@ -307,12 +307,12 @@ class FakeBluesky(FakeServer):
         return did
 
     def post(self, handle: str, text: str, *, reply_to: str | None = None, quote: str | None = None,
-             created_at: datetime | None = None, facets: list | None = None) -> str:
+             created_at: datetime | None = None, facets: list | None = None, langs: tuple[str, ...] = ("en",)) -> str:
         """Post as ``handle``, with mention/link facets detected as clients do; returns the uri."""
         with self._state:
             author = self._account(handle)
             indexed_at = self._clock.tick()
-            value: dict = {"$type": POST, "text": text, "langs": ["en"],
+            value: dict = {"$type": POST, "text": text, "langs": list(langs),
                            "createdAt": _iso(_utc(created_at) if created_at else indexed_at)}
             facets = self._detect_facets(text) if facets is None else facets
             if facets:
