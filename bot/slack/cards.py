@@ -176,11 +176,11 @@ def _private_blocks(c: Conversation, facts: CardFacts) -> list[dict]:
     """The suggestion to answer privately, and where the platform has no private replies, why."""
     if not c.private_hint or c.state != State.CARDED.value:
         return []
-    why = ", ".join(escape(reason) for reason in c.private_hint)
+    why = " · ".join(escape(reason) for reason in c.private_hint)
     if facts.private:
-        return [_section(f":lock: *Reply privately?* Suggested because it {why}. *Reply privately* sends {escape(facts.private)} "
+        return [_section(f":lock: *Reply privately?* Why: {why}.\n*Reply privately* sends {escape(facts.private)} "
                          "and posts a short public note that you did.")]
-    return [_section(f":lock: *A private reply is suggested* (it {why}), but {escape(facts.no_private or 'this platform has none')}")]
+    return [_section(f":lock: *A private reply is suggested* (why: {why}), but {escape(facts.no_private or 'this platform has none')}")]
 
 
 def _source_blocks(c: Conversation) -> list[dict]:

@@ -257,3 +257,30 @@ def test_x_offers_no_private_reply_and_the_card_says_why(make_services, model, s
     card = slack.last("chat.postMessage")
     assert "Reply privately" not in card_buttons(card)
     assert "A private reply is suggested" in card_text(card) and "paid X API tier" in card_text(card)
+
+
+def test_the_model_is_asked_whether_to_reply_privately_and_its_word_alone_shows_on_the_card(services, slack, model, bluesky):
+    conv = carded_mention(services, bluesky, model, text="@brand.test the parcel never came, so annoying", reply="So sorry!", private=True)
+
+    schema = model.chat_requests()[0]["response_format"]["json_schema"]["schema"]
+    assert "private" in schema["required"] and schema["properties"]["private"]["type"] == "boolean"
+    assert conv.private_hint == ["the model suggests it"]
+    assert "Why: the model suggests it." in card_text(slack.last("chat.postMessage"))
+
+
+def test_when_the_note_is_refused_retry_posts_only_the_note(services, web, slack, model, chat_open):
+    conv = carded_mention(services, chat_open, model, text=ORDER_MENTION, reply=DM)
+    chat_open.fail_next("com.atproto.repo.createRecord", status=400, error="InvalidRequest", message="Bad record")
+
+    send_privately(web, conv)
+
+    failed = eventually(lambda: load(services).state == State.POST_FAILED.value and load(services))
+    assert failed.private_sent_at is not None and len(chat_open.messages_to("alice.test")) == 1
+    card = eventually(lambda: "public note failed" in card_text(slack.last("chat.update")) and slack.last("chat.update"))
+    assert card_buttons(card) == ["Retry"]
+
+    click(web, ActionId.RETRY, conv)
+
+    eventually(lambda: load(services).state == State.REPLIED.value)
+    assert len(chat_open.messages_to("alice.test")) == 1
+    assert [p.value["text"] for p in chat_open.created("brand.test")] == ["We've sent you a message in chat."]

@@ -84,3 +84,41 @@ def test_a_short_card_for_a_conversation_whose_full_card_slack_refused(snapshot)
     assert buttons(card) == ["Edit", "Dismiss"] and "Happy to help" not in str(card)  # no draft shown, so no Approve
     snapshot("card_short", card)
     assert buttons(review_card(conversation(card_error="invalid_blocks", card_failures=2), FACTS)) == []
+
+
+PRIVATE = CardFacts("Bluesky", 300, 45, private="a Bluesky chat message")
+
+
+def test_a_card_offers_reply_privately_and_shows_why_it_is_suggested(snapshot):
+    card = review_card(conversation(private_hint=["has an order or case number", "asks for a private message"]), PRIVATE)
+    assert buttons(card) == ["Approve", "Reply privately", "Edit", "Dismiss"]
+    assert "Why: has an order or case number · asks for a private message." in as_text(card)
+    snapshot("card_private_suggested", card)
+
+
+def test_where_the_platform_has_no_private_replies_the_card_says_why():
+    facts = CardFacts("X", 280, 45, no_private="X direct messages need a paid X API tier")
+    card = review_card(conversation(platform="x", private_hint=["has a phone number"]), facts)
+    assert "Reply privately" not in buttons(card)
+    assert "A private reply is suggested* (why: has a phone number), but X direct messages need a paid X API tier" in as_text(card)
+
+
+def test_a_private_reply_sent_shows_the_message_the_note_and_who_approved_it():
+    card = review_card(conversation(state=State.REPLIED.value, reply_private=True, reply_text="Found order 5512: it ships today.",
+                                    notice_text="We've sent you a message in chat.", decided_by="U_ALICE", decided_at=NOON,
+                                    private_sent_at=NOON, replied_at=NOON, reply_url="https://bsky.app/profile/brand.test/post/9"), PRIVATE)
+    text = as_text(card)
+    assert "Private message:" in text and "Found order 5512" in text and "Public note: We've sent you a message in chat." in text
+    assert "Approved by @U_ALICE · sent privately" in text and "View the public note" in text and buttons(card) == []
+
+
+def test_after_the_message_went_only_retry_is_left_for_the_note():
+    card = review_card(conversation(state=State.POST_FAILED.value, reply_private=True, reply_text="Hi", private_sent_at=NOON,
+                                    notice_text="We've sent you a message in chat.", post_error="Bluesky refused to post the reply"), PRIVATE)
+    assert buttons(card) == ["Retry"]
+    assert "The private message was sent, but the public note failed" in as_text(card)
+
+
+def test_a_signoff_that_does_not_fit_is_said_on_the_card():
+    facts = CardFacts("Bluesky", 300, 298, signoff_note="With a sign-off such as ^JD this draft is 302/300 characters")
+    assert "With a sign-off such as ^JD this draft is 302/300 characters" in as_text(review_card(conversation(), facts))
