@@ -180,3 +180,14 @@ def test_choosing_an_article_removed_since_changes_nothing_and_says_why(services
     told = eventually(lambda: slack.calls_to("chat.postEphemeral"))[-1]
     assert "no longer in the knowledge base" in told["text"]
     assert load(services, conversation.id).draft_text == "From File, then Export."
+
+
+def test_the_prompt_holds_the_three_best_matches_and_the_menu_the_others_found(services, slack, bluesky, model):
+    exports = [SourceArticle(f"https://help.brand.example/export-{kind}", f"Export notes as {kind}", f"File, then Export notes as {kind}.")
+               for kind in ("PDF", "Word", "HTML", "Markdown")]
+    help_centre(services, *exports)
+    carded_mention(services, bluesky, model, text="@brand.test how do I export my notes?", reply="From File, then Export.")
+
+    assert len(untrusted(model.chat_requests()[-1])["help_articles"]) == 3
+    card = slack.calls_to("chat.postMessage")[-1]
+    assert len(article_menu(card)["options"]) == 3  # the four found, less the one the draft is based on
