@@ -4,5 +4,6 @@
 ``sitemap.xml`` into articles; ``store`` keeps them in the database (``articles``, split
 into ``article_chunks``), updating changed ones and removing gone ones; ``retrieval`` finds
 the few that best match a mention, with the same similarity machinery as approved examples
-(``bot.similarity``), and says what the draft may link.
+(``bot.similarity``); ``grounding`` decides which go into the prompt, which the draft may
+link, and keeps them on the conversation for the card.
 """
