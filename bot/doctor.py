@@ -64,7 +64,10 @@ def run_doctor(settings: Settings, out: Callable[[str], None] = print) -> int:
         platforms, platform_config_failed = {}, True
         report("platforms", _raise_config(error))
     for platform in platforms.values():
+        before = failures
         report(platform.label, lambda platform=platform: _platform_login(platform))
+        if failures == before:
+            _private_replies(platform, out)
     _streams(settings, platforms, report)
     if not platforms and not platform_config_failed:
         report("platforms", _raise("no platform is enabled: set the credentials of Bluesky, Mastodon, X or Reddit (see .env.example)"))
@@ -210,6 +213,17 @@ def _platform_login(platform) -> str:
         # A hint about the next poll cycle ("tries again on the next poll") means nothing here.
         retry_hint = error.hint and "tries again" in error.hint
         raise RuntimeError(error.message if retry_hint else str(error)) from None
+
+
+def _private_replies(platform, out: Callable[[str], None]) -> None:
+    """Where sending privately needs more than the login (Bluesky chat), say whether it works; a note, not a failure:
+    public replies work without it."""
+    if not hasattr(platform, "check_private"):
+        return
+    try:
+        out(f"  ok    {platform.label} private replies: {platform.check_private()}")
+    except PlatformError as error:
+        out(f"  note  {platform.label} private replies: unavailable, {error}")
 
 
 def _embedding_model(settings: Settings) -> str:

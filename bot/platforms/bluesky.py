@@ -344,6 +344,19 @@ class BlueskyPlatform:
         created = self._call("post the reply", lambda c: c.app.bsky.feed.post.create(self.did, record))
         return PostedReply(external_id=created.uri, url=post_url(self.handle, created.uri))
 
+    def check_private(self) -> str:
+        """Whether this login may use chat (the app password's "Allow access to your direct messages")."""
+        def probe(client: Client):
+            try:
+                client.with_bsky_chat_proxy().chat.bsky.convo.list_convos(models.ChatBskyConvoListConvos.Params(limit=1))
+            except BadRequestError as error:
+                reason = _chat_error(error, self.handle)
+                if reason:
+                    raise Rejected(self.name, reason) from None
+                raise
+        self._call("reach Bluesky chat", probe)
+        return "chat messages can be sent"
+
     def send_private(self, thread_ref: dict, author_id: str, author_handle: str, text: str, *, idempotency_key: str) -> PostedReply:
         """A chat message through the chat service the PDS proxies to (``atproto-proxy`` header):
         the 1-1 conversation with the author, then the message. chat.bsky takes no idempotency key."""

@@ -269,6 +269,7 @@ _ROUTES: dict[str, tuple[str, str, str]] = {
     "chat.bsky.convo.getConvoForMembers": ("GET", "_get_convo_for_members", "chat"),
     "chat.bsky.convo.sendMessage": ("POST", "_send_message", "chat"),
     "chat.bsky.convo.getMessages": ("GET", "_get_messages", "chat"),
+    "chat.bsky.convo.listConvos": ("GET", "_list_convos", "chat"),
 }
 CHAT_PROXY = "did:web:api.bsky.chat#bsky_chat"
 
@@ -733,6 +734,10 @@ class FakeBluesky(FakeServer):
         if convo is None or viewer not in convo.members:
             raise XrpcError(400, "InvalidConvo", "Convo not found")
         return {"messages": list(reversed(convo.messages))}  # newest first
+
+    def _list_convos(self, request: Request, viewer: str) -> dict:
+        limit = _int_param(request, "limit", default=50, low=1, high=100)
+        return {"convos": [self._convo_view(c) for c in self.convos.values() if viewer in c.members][:limit]}
 
     def _convo_view(self, convo: Convo) -> dict:
         return {"id": convo.id, "rev": convo.messages[-1]["rev"] if convo.messages else "0", "muted": False, "unreadCount": 0,

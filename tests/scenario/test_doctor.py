@@ -72,3 +72,15 @@ def test_a_model_server_that_refuses_or_is_missing_is_said_plainly(env, slack, m
     missing_line = next(line for line in missing if line.startswith("  FAIL  model:"))
     assert "http://127.0.0.1:9/v1/ cannot be reached: is it running, and is OPENAI_BASE_URL right?" in missing_line
     assert "APIConnectionError" not in missing_line
+
+
+def test_bluesky_private_replies_are_checked_and_an_app_password_without_them_is_a_note(env, slack, model, bluesky):
+    model.reply_with(triage())
+    code, lines = doctor(env)
+    assert "  ok    Bluesky private replies: chat messages can be sent" in lines
+
+    bluesky.accounts["brand.test"].dm_access = False
+    code, lines = doctor(env)
+    note = next(line for line in lines if "Bluesky private replies" in line)
+    assert note.startswith("  note  Bluesky private replies: unavailable") and "Allow access to your direct messages" in note
+    assert code == 0  # public replies work without it
