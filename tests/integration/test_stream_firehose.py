@@ -76,8 +76,9 @@ def test_a_mention_on_the_real_pds_is_carded_from_the_firehose_and_approve_threa
         [card] = eventually(lambda: cards(slack, token), timeout=30)
 
         assert "@alice.test" in card_text(card)
-        mention = conversation(services, posted.uri)
-        assert mention.reason == "mention" and mention.state == State.CARDED.value
+        # the card is posted a moment before its ts is stored: a click needs the stored card
+        mention = eventually(lambda: (c := conversation(services, posted.uri)).state == State.CARDED.value and c.slack_ts and c)
+        assert mention.reason == "mention"
         assert mention.thread_ref["cid"] == posted.cid
         with serve_web(services) as web:
             assert click(web, ActionId.APPROVE, mention)[0] == 200

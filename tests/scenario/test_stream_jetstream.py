@@ -76,8 +76,9 @@ def test_a_mention_is_carded_as_it_arrives_and_approve_threads_the_reply(streami
         [card] = eventually(lambda: cards(slack, "my notes vanished"))  # no poll cycle ran
 
         assert "@alice.test" in card_text(card) and "Thanks Alice!" in card_text(card)
-        [conversation] = conversations(services)
-        assert conversation.external_id == mention and conversation.state == State.CARDED.value
+        # the card is posted a moment before its ts is stored: a click needs the stored card
+        [conversation] = eventually(lambda: [c for c in conversations(services) if c.state == State.CARDED.value and c.slack_ts])
+        assert conversation.external_id == mention
         with serve_web(services) as web:
             assert click(web, ActionId.APPROVE, conversation)[0] == 200
             [reply] = eventually(lambda: bluesky.created("brand.test"))
