@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from sqlalchemy import select, update
 
+from bot import flows
 from bot.models import AuditEvent, Conversation, State, utcnow
 from bot.pipeline import poll_once
 from bot.slack.home import publish_home
@@ -101,14 +102,12 @@ def test_slack_failing_for_every_card_still_stops_the_cycle_and_records_no_refus
     assert len(cards(slack)) == 2
 
 
-def test_a_card_slack_refuses_to_update_is_rewritten_short(services, slack, model, bluesky, web):
+def test_a_card_slack_refuses_to_update_is_rewritten_short(services, slack, model, bluesky):
     bluesky.post("alice.test", f"@brand.test {TOPICS[2]}")
     model.reply_with(triage())
     poll_once(services)
     carded = by_topic(services, "cursed post")
     slack.refuse("chat.update", "msg_blocks_too_long", when=lambda args: "cursed post" in json.dumps(args.get("blocks") or []))
-
-    from bot import flows
     flows.claim(services, carded.id, "U_BOB")
 
     now = by_topic(services, "cursed post")
