@@ -157,6 +157,9 @@ def _draft_blocks(c: Conversation, facts: CardFacts) -> list[dict]:
         return [_section(f"*Reply{' (edited)' if c.reply_edited else ''}:*\n{quote(c.reply_text)}")]
     if c.draft_text:
         blocks = [_section(f"*Draft* ({facts.draft_length}/{facts.limit}):\n{quote(c.draft_text)}")]
+        if blocks[0]["text"]["text"].endswith("…") and _is_open(c):  # Slack shows 3,000 characters; Reddit takes 10,000
+            blocks.append(_context(f":scissors: The card shows the start of the draft; all {len(c.draft_text):,} "
+                                   "characters of it are what gets posted."))
         if c.draft_stale and _is_open(c):
             blocks.append(_section(":hourglass: *A newer message arrived in this thread*, so this draft is out of date and "
                                    "can't be approved as it stands. The newest turn has a fresh draft; *Edit* or *Dismiss* this one."))

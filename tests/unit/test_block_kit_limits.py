@@ -43,6 +43,7 @@ def test_a_long_reddit_post_and_draft_fit_their_sections_and_end_cleanly():
         assert not text.rstrip("…").endswith(("&", "&a", "&am", "&amp", "&l", "&lt", "&g", "&gt"))  # no half entity
     quoted = [t for t in texts(card["blocks"], "section") if t.startswith("> line 0")][0]
     assert quoted.endswith("…") and "&amp;" in quoted and "&lt;b&gt;" in quoted
+    assert "all 11,200 characters of it are what gets posted" in str(card["blocks"])  # the cut draft says so
 
 
 def test_a_long_parent_post_fits_its_context_line():
