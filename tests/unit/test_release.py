@@ -59,3 +59,10 @@ def test_migrate_goes_down_and_back_up_and_says_which_database(database_url, mon
         assert f"SQLite file {tmp_path / 'conversant.db'}" in out
     else:
         assert "PostgreSQL postgresql://conversant:***@" in out
+
+
+def test_every_package_under_bot_is_installed():
+    """`pip install .` installs exactly the listed packages: one left out breaks the installed command."""
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "bot").rglob("__init__.py")}
+    assert found - listed == set()
