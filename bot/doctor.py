@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from slack_sdk.errors import SlackApiError
 from sqlalchemy.exc import SQLAlchemyError
 
+from bot.brand import Brand
 from bot.config import ConfigError, Settings
 from bot.db import Database, SchemaOutOfDate, check_schema, describe_url
 from bot.draft import PROMPT_FILES, build_messages, load_prompts, prompts_dir, reply_cap
@@ -18,7 +19,7 @@ from bot.knowledge import store as knowledge
 from bot.llm import TIMEOUT_MARGIN, Drafter, DraftUnavailable
 from bot.models import Conversation
 from bot.platforms.base import PlatformError
-from bot.platforms.registry import enabled_platforms
+from bot.platforms.registry import account_platforms, enabled_accounts
 from bot.slack.publish import make_client
 from bot.slack.scopes import missing_scopes
 
@@ -59,15 +60,18 @@ def run_doctor(settings: Settings, out: Callable[[str], None] = print) -> int:
         out("  note  model: none configured; cards will come without drafts (set OPENAI_API_KEY or OPENAI_BASE_URL)")
     platform_config_failed = False
     try:
-        platforms = enabled_platforms(settings)
+        brand = Brand(enabled_accounts(settings), account_platforms(settings))
     except ConfigError as error:
-        platforms, platform_config_failed = {}, True
+        brand, platform_config_failed = Brand((), {}), True
         report("platforms", _raise_config(error))
-    for platform in platforms.values():
+    for account in brand.accounts:  # each account logs in on its own; with several, every line names it
+        platform = brand.adapters[account.id]
+        name = f"{platform.label} account {account.id!r}" if settings.accounts_file else platform.label
         before = failures
-        report(platform.label, lambda platform=platform: _platform_login(platform))
+        report(name, lambda platform=platform: _platform_login(platform))
         if failures == before:
-            _private_replies(platform, out)
+            _private_replies(platform, name, out)
+    platforms = brand.first_of_each_platform()
     _streams(settings, platforms, report)
     if not platforms and not platform_config_failed:
         report("platforms", _raise("no platform is enabled: set the credentials of Bluesky, Mastodon, X or Reddit (see .env.example)"))
@@ -167,12 +171,20 @@ def _check_slack(settings: Settings, report) -> None:
     if settings.slack_bot_token:
         client = make_client(settings.slack_bot_token, settings.slack_api_url)
         report("Slack token", lambda: _slack_auth(client))
-        for label, channel in (("review channel", settings.slack_review_channel), ("digest channel", settings.slack_digest_channel)):
+        for label, channel in (("review channel", settings.slack_review_channel), ("digest channel", settings.slack_digest_channel),
+                               *_routed_channels(settings)):
             if channel:
                 report(f"Slack {label}", lambda channel=channel: _slack_channel(client, channel))
     else:
         report("Slack token", _missing("SLACK_BOT_TOKEN"))
     report("Slack clicks", lambda: _slack_modes(settings))
+
+
+def _routed_channels(settings: Settings) -> list[tuple[str, str]]:
+    """The accounts' review channels and the routes' channels, each named by its account or route."""
+    channels = [(f"review channel of account {a.id!r}", a.review_channel) for a in settings.accounts if a.review_channel]
+    routes = (*settings.routes.rules, settings.routes.default)
+    return channels + [(f"channel of route {r.name!r}", r.channel) for r in routes if r.channel]
 
 
 def _slack_modes(settings: Settings) -> str:
@@ -215,15 +227,15 @@ def _platform_login(platform) -> str:
         raise RuntimeError(error.message if retry_hint else str(error)) from None
 
 
-def _private_replies(platform, out: Callable[[str], None]) -> None:
+def _private_replies(platform, name: str, out: Callable[[str], None]) -> None:
     """Where sending privately needs more than the login (Bluesky chat), say whether it works; a note, not a failure:
     public replies work without it."""
     if not hasattr(platform, "check_private"):
         return
     try:
-        out(f"  ok    {platform.label} private replies: {platform.check_private()}")
+        out(f"  ok    {name} private replies: {platform.check_private()}")
     except PlatformError as error:
-        out(f"  note  {platform.label} private replies: unavailable, {error}")
+        out(f"  note  {name} private replies: unavailable, {error}")
 
 
 def _embedding_model(settings: Settings) -> str:

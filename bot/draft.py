@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib.resources import files
 from pathlib import Path
 
@@ -38,6 +38,14 @@ def prompts_dir(settings: Settings) -> Path:
     if (local / "system.md").is_file():
         return local
     return Path(str(files("bot.prompts")))
+
+
+def with_voice(prompts: Prompts, path) -> Prompts:
+    """The prompts with an account's own voice file (accounts file ``voice``) in place of voice.md."""
+    text = path.read_text(encoding="utf-8") if path.is_file() else ""
+    if not text.strip():
+        raise ConfigError(f"voice file {path} is missing or empty; write the account's voice there, or remove its voice key")
+    return replace(prompts, voice=text.replace("{brand}", prompts.brand))
 
 
 def load_prompts(settings: Settings) -> Prompts:

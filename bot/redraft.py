@@ -60,7 +60,7 @@ def _redraft(services: Services, conversation_id: int, user: str, instruction: s
     if article_id is not None and (grounding is None or grounding.chosen != article_id):
         return RedraftResult(False, "That help article is no longer in the knowledge base; the current draft is unchanged.")
     rules = services.rules.draft(conversation, grounding.urls if grounding else None)
-    messages = build_messages(services.prompts, conversation, platform_label=rules.platform_label, limit=rules.limit,
+    messages = build_messages(services.prompts_for(conversation), conversation, platform_label=rules.platform_label, limit=rules.limit,
                               context=context, grounding=grounding)
     current = conversation.draft_text or "(there is no draft yet)"
     # From the team, so trusted: it goes in a system message, after the untrusted mention.

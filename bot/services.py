@@ -1,13 +1,13 @@
 """Everything a command needs, built once from Settings: the database, Slack, the model, platforms."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from bot.brand import Brand
 from bot.config import Settings
 from bot.db import Database
-from bot.draft import Prompts, load_prompts
+from bot.draft import Prompts, load_prompts, with_voice
 from bot.llm import Drafter
 from bot.platforms.base import Platform
 from bot.platforms.registry import account_platforms, enabled_accounts
@@ -31,10 +31,16 @@ class Services:
     publisher: Publisher
     slack_client: object | None = None
     brand: Brand | None = None  # the accounts and their adapters; None: one account per platform (``platforms``)
+    voices: dict[str, Prompts] = field(default_factory=dict)  # by account id, for accounts with their own voice file
 
     def __post_init__(self) -> None:
         if self.brand is None:
             self.brand = Brand.one_per_platform(self.platforms)
+
+    def prompts_for(self, conversation) -> Prompts:
+        """The prompts in the voice of the account that replies."""
+        account = self.brand.replying(conversation)
+        return self.voices.get(account.id, self.prompts) if account else self.prompts
 
     @property
     def rules(self) -> Rulebook:
@@ -56,13 +62,15 @@ def build_services(settings: Settings, *, publisher: Publisher | None = None, pl
         adapters = account_platforms(settings)
         brand = Brand(enabled_accounts(settings), adapters)
         platforms = brand.first_of_each_platform()
+    prompts = load_prompts(settings)
     return Services(
         settings=settings,
         db=Database(settings.database_url),
         platforms=platforms,
         brand=brand,
         drafter=Drafter(settings) if settings.model_configured else None,
-        prompts=load_prompts(settings),
+        prompts=prompts,
+        voices={a.id: with_voice(prompts, a.voice) for a in brand.accounts if a.voice} if brand else {},
         publisher=publisher,
         slack_client=client,
     )

@@ -10,6 +10,8 @@ from datetime import timedelta
 
 import pytest
 
+from bot.config import load_settings
+from bot.doctor import run_doctor
 from bot.jobs.digest import send_digest
 from bot.jobs.nudges import nudge_once
 from bot.models import Conversation, PlatformCursor, State
@@ -36,6 +38,7 @@ ACCOUNTS = """
     display_name = "Brand Help"
     review_channel = "C_HELP"
     keywords = ["brandapp"]
+    voice = "help-voice.md"
     credentials = { BLUESKY_HANDLE = "HELP_HANDLE", BLUESKY_APP_PASSWORD = "HELP_PASSWORD", BLUESKY_PDS_URL = "PDS_URL" }
 
     [[accounts]]
@@ -72,8 +75,8 @@ ACCOUNTS = """
 
 
 @pytest.fixture
-def brand(env, bluesky, slack, tmp_path, make_services):
-    """The workspace: the fakes with the brand's four accounts, and services built from the file."""
+def brand_env(env, bluesky, slack, tmp_path):
+    """The workspace: the fakes with the brand's four accounts, and the environment naming the accounts file."""
     bluesky.add_account("brandhelp.test", password="help-app-password", display_name="Brand Help")
     slack.channels |= {"C_SOCIAL", "C_HELP", "C_SUPPORT", "C_PRESS", "C_DACH", "C_LEAD"}
     with FakeMastodon() as mastodon, FakeReddit(client_id="app-id", client_secret="app-secret") as reddit:
@@ -83,8 +86,9 @@ def brand(env, bluesky, slack, tmp_path, make_services):
         reddit.add_user("dave")
         path = tmp_path / "accounts.toml"
         path.write_text(textwrap.dedent(ACCOUNTS), encoding="utf-8")
-        services = make_services(
-            CONVERSANT_ACCOUNTS=str(path), SLACK_DIGEST_CHANNEL="C_LEAD", SLACK_ONCALL="U_ANYONE", REVIEW_SLA_MINUTES="30",
+        (tmp_path / "help-voice.md").write_text("You are {brand}'s help desk: calm, exact, one step at a time.", encoding="utf-8")
+        overrides = dict(
+            CONVERSANT_ACCOUNTS=str(path), MASTODON_STREAM="OFF", SLACK_DIGEST_CHANNEL="C_LEAD", SLACK_ONCALL="U_ANYONE", REVIEW_SLA_MINUTES="30",
             MAIN_HANDLE="brand.test", MAIN_PASSWORD="brand-app-password", PDS_URL=bluesky.base_url,
             HELP_HANDLE="brandhelp.test", HELP_PASSWORD="help-app-password",
             FEDI_URL=mastodon.base_url, FEDI_TOKEN="fedi-token",
@@ -92,7 +96,13 @@ def brand(env, bluesky, slack, tmp_path, make_services):
             REDDIT_USER_AGENT="test:conversant:v1 (by /u/BrandCo)", REDDIT_API_BASE_URL=reddit.base_url,
             REDDIT_AUTH_BASE_URL=reddit.base_url,
         )
-        yield services, mastodon, reddit
+        yield overrides, mastodon, reddit
+
+
+@pytest.fixture
+def brand(brand_env, make_services):
+    overrides, mastodon, reddit = brand_env
+    return make_services(**overrides), mastodon, reddit
 
 
 def triage_by_text(model, answers: dict[str, dict]) -> None:
@@ -130,7 +140,7 @@ def test_each_conversation_is_carded_once_on_its_route_and_replied_from_the_chos
     post = reddit.submit("dave", "gadgets", "Export", "Which export format is best?")
     reddit.comment("dave", post, "u/BrandCo thanks, the new version is lovely")
     triage_by_text(model, {"never arrived": triage("So sorry! What's your order number?", category="complaint"),
-                           "lovely": triage("Thank you, that made our day!", category="praise")})
+                           "version is lovely": triage("Thank you, that made our day!", category="praise")})
 
     report = poll_once(services)
 
@@ -152,6 +162,9 @@ def test_each_conversation_is_carded_once_on_its_route_and_replied_from_the_chos
     card = card_text(next(c for c in slack.calls_to("chat.postMessage") if c["channel"] == "C_HELP"))
     assert "Replying as *@brandhelp.test*" in card
     assert "Reply as @brand.test" in card
+    drafted_for = lambda words: next(p for p in model.chat_requests() if words in json.dumps(p))  # noqa: E731
+    assert "Brand's help desk: calm, exact" in json.dumps(drafted_for("the export button does nothing"))  # the help account's own voice
+    assert "one step at a time" not in json.dumps(drafted_for("the new version is lovely"))  # the others speak in prompts/voice.md
 
     # Someone picks the main account in the menu, then approves: the main account posts the reply.
     with serve_web(services) as web:
@@ -164,7 +177,7 @@ def test_each_conversation_is_carded_once_on_its_route_and_replied_from_the_chos
     [reply] = bluesky.created("brand.test")
     assert reply.value["reply"]["parent"]["uri"] == alice.external_id
     assert bluesky.created("brandhelp.test") == []
-    assert "Replied as *@brand.test*" in card_text(slack.last("chat.update"))
+    eventually(lambda: "Replied as *@brand.test*" in card_text(slack.last("chat.update")))
 
 
 def test_a_reply_from_any_of_the_brands_accounts_answers_the_conversation(brand, bluesky, slack, model):
@@ -210,3 +223,24 @@ def test_nudges_escalations_and_digests_follow_the_routes(brand, bluesky, slack,
     assert "routed to <#C_SUPPORT>" in digests["C_SUPPORT"] and "routed to" not in digests["C_LEAD"]
     assert "Received*\\n2" in digests["C_LEAD"] and "Received*\\n1" in digests["C_SUPPORT"]
     assert "Received*\\n0" in digests["C_PRESS"]
+
+
+def test_doctor_checks_each_account_and_names_it(brand_env, env, slack, model):
+    overrides, _mastodon, _reddit = brand_env
+    slack.channels.discard("C_DACH")
+    model.reply_with(triage())
+    lines: list[str] = []
+
+    code = run_doctor(load_settings({**env, **overrides, "HELP_PASSWORD": "wrong-password"}, dotenv_path="/nonexistent/.env"),
+                      out=lines.append)
+
+    text = "\n".join(lines)
+    assert code == 1
+    for account in ("Bluesky account 'main'", "Mastodon account 'fedi'", "Reddit account 'reddit'"):
+        assert f"  ok    {account}: " in text, text
+    assert "  FAIL  Bluesky account 'help': " in text and "@brandhelp.test" in text
+    assert "  ok    Slack review channel of account 'help': " in text
+    assert "  FAIL  Slack channel of route 'german': " in text
+    assert [line for line in lines if line.startswith("  FAIL")] == [
+        line for line in lines if line.startswith(("  FAIL  Bluesky account 'help'", "  FAIL  Slack channel of route 'german'"))]
+    assert "wrong-password" not in text and "help-app-password" not in text
