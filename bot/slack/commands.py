@@ -127,13 +127,14 @@ def status_text(services: Services) -> str:
 
     by_name = {s.platform: s for s in statuses}
     arrive = ingest_lines(services, utcnow())
-    for name, platform in services.platforms.items():
-        status = by_name.get(name)
+    brand = services.brand
+    for account in brand.accounts:  # one line per account: each logs in and polls on its own
+        status, label = by_name.get(account.id), brand.label(account)
         if status is None:
-            line = f"• {platform.label}: not polled yet"
+            line = f"• {label}: not polled yet"
         elif status.ok:
-            line = f"• {platform.label}: working"
+            line = f"• {label}: working"
         else:
-            line = f"• {platform.label}: failing: {status.error}"
-        lines.append(f"{line} · {arrive[name]}")
+            line = f"• {label}: failing: {status.error}"
+        lines.append(f"{line} · {arrive[account.platform]}" if account.platform in arrive else line)
     return "\n".join(lines)

@@ -16,6 +16,7 @@ from bot.jobs.digest import send_digest
 from bot.jobs.nudges import nudge_once
 from bot.models import Conversation, PlatformCursor, State
 from bot.pipeline import poll_once
+from bot.slack.commands import status_text
 from bot.slack.payloads import ActionId, conversation_value
 from bot.slack.views import ESCALATE_AT
 from tests.conftest import SIGNING_SECRET, eventually, serve_web, triage
@@ -148,6 +149,9 @@ def test_each_conversation_is_carded_once_on_its_route_and_replied_from_the_chos
     assert sorted(r.platform for r in report.ingested) == ["fedi", "help", "main", "reddit"], report.summary()
     with services.db.session() as session:
         assert {row.account for row in session.query(PlatformCursor)} == {"fedi", "help", "main", "reddit"}
+    status = status_text(services)  # /conversant status: one line per account
+    for line in ("• Bluesky @brand.test: working", "• Bluesky @brandhelp.test: working", "• Mastodon: working", "• Reddit: working"):
+        assert line in status, status
     conversations = by_text(services)
     assert len(conversations) == 5  # Alice's post reached both Bluesky accounts: one conversation
     assert cards_in(slack) == {
