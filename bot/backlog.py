@@ -86,18 +86,21 @@ def card_queue(db: Database, settings) -> CardQueue:
     return CardQueue(ready, drafting, by_urgency, oldest, per_minute)
 
 
-def ready_ids(db: Database, *, limit: int, solo: bool = True) -> list[int]:
+def ready_ids(db: Database, *, limit: int, solo: bool = True, skip=()) -> list[int]:
     """Conversations waiting only for their card, most urgent and oldest first (``solo``: not in a burst)."""
-    return ids_in(db, *READY, limit=limit, solo=solo)
+    return ids_in(db, *READY, limit=limit, solo=solo, skip=skip)
 
 
-def ids_in(db: Database, *states: State, limit: int, solo: bool = False) -> list[int]:
-    """Conversations in ``states``, most urgent and oldest first; ``solo``: not part of a burst."""
+def ids_in(db: Database, *states: State, limit: int, solo: bool = False, skip=()) -> list[int]:
+    """Conversations in ``states``, most urgent and oldest first; ``solo``: not part of a burst;
+    none of the ids in ``skip``."""
     urgency_first = case((Conversation.urgency == "high", 0), (Conversation.urgency == "normal", 1), else_=2)
     query = select(Conversation.id).where(Conversation.state.in_([s.value for s in states]),
                                           or_(Conversation.card_retry_at.is_(None), Conversation.card_retry_at <= utcnow()))
     if solo:
         query = query.where(Conversation.burst_id.is_(None))
+    if skip:
+        query = query.where(Conversation.id.not_in(list(skip)))
     with db.session() as session:
         return list(session.scalars(query.order_by(urgency_first, Conversation.posted_at).limit(limit)))
 

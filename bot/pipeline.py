@@ -188,6 +188,7 @@ def draft_and_card(services: Services, report: CycleReport, *, until: float, sto
     outcomes: Counter = Counter()
     under_way: set[Future] = set()
     slack_refused = no_more_new = False
+    channel_failed: set[int] = set()  # cards whose routed channel failed: not tried again this cycle
     # Twice as many threads as model slots (the Drafter holds OPENAI_CONCURRENCY): while some wait
     # for the model, the others look up threads and write to the database, so the model is never idle.
     pool = ThreadPoolExecutor(max_workers=2 * concurrency, thread_name_prefix="draft")
@@ -200,7 +201,7 @@ def draft_and_card(services: Services, report: CycleReport, *, until: float, sto
                 under_way |= {pool.submit(_prepare_one, services, cid) for cid in claimed}
             carded = None
             if open_ and not slack_refused and budget > 0:
-                carded = sync.post_next_card(services)
+                carded = sync.post_next_card(services, skip=channel_failed)
                 slack_refused = carded is None
                 budget -= bool(carded)
                 report.carded += bool(carded)

@@ -48,6 +48,11 @@ class CardPublishError(Exception):
     def unknown(self) -> bool:
         return self.code is None
 
+    @property
+    def channel_failed(self) -> bool:
+        """The channel is missing, archived or without the bot: other channels still take messages."""
+        return self.code in CHANNEL_FAILED
+
 
 # chat.postMessage and chat.update errors about the message itself, not about Slack, the token
 # or the channel (docs.slack.dev/reference/methods/chat.postMessage#errors).
@@ -56,6 +61,7 @@ REFUSED_CONTENT = frozenset({
     "too_many_attachments", "invalid_attachments", "attachment_payload_limit_exceeded", "markdown_text_conflict",
     "invalid_metadata_format", "invalid_metadata_schema", "metadata_too_large", "invalid_arguments",
 })
+CHANNEL_FAILED = frozenset({"channel_not_found", "not_in_channel", "is_archived"})
 
 
 _HINTS = {

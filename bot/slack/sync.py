@@ -53,7 +53,8 @@ class Carding(enum.Enum):
     POSTED = "posted"
     TAKEN = "taken"  # another process has it
     REFUSED = "refused"  # Slack refused this card: recorded, tried again later as a short card
-    SLACK_FAILING = "slack failing"  # not this card: Slack, the token or the channel; no card goes out now
+    CHANNEL_FAILING = "channel failing"  # its routed channel is missing or without the bot; other channels go on
+    SLACK_FAILING = "slack failing"  # not this card: Slack, the token or the review channel; no card goes out now
 
 
 def post_card(services: Services, conversation_id: int) -> Carding:
@@ -92,6 +93,8 @@ def _post_claimed_card(services: Services, conversation: Conversation) -> Cardin
             return Carding.REFUSED
         log.error("conversation %s: card not posted: %s", conversation_id, error)
         backlog.release_card(services.db, conversation, unconfirmed=error.unknown)
+        if error.channel_failed and channel not in (None, services.publisher.channel):
+            return Carding.CHANNEL_FAILING
         return Carding.SLACK_FAILING
     backlog.carded(services.db, conversation_id, channel, ts, thread_ts=thread_ts)
     if anchor:
@@ -116,12 +119,14 @@ def _earlier_post(services: Services, conversation: Conversation, channel: str |
     return (channel, ts) if ts else None
 
 
-def post_next_card(services: Services) -> bool | None:
+def post_next_card(services: Services, skip: set[int] | None = None) -> bool | None:
     """Card the most urgent ready conversation: True when one was carded, False when none is
     ready, None when Slack is failing. A card Slack refuses is set aside (not tried again for a
-    while) and the next one is tried, so one bad card never holds up the others."""
+    while) and the next one is tried, so one bad card never holds up the others; so is a card
+    whose routed channel fails, for the rest of the caller's cycle (added to ``skip``)."""
+    skip = set() if skip is None else skip
     while True:
-        ready = backlog.ready_ids(services.db, limit=3)
+        ready = backlog.ready_ids(services.db, limit=3, skip=skip)
         if not ready:
             return False
         for conversation_id in ready:
@@ -130,6 +135,8 @@ def post_next_card(services: Services) -> bool | None:
                 return True
             if outcome is Carding.SLACK_FAILING:
                 return None
+            if outcome is Carding.CHANNEL_FAILING:
+                skip.add(conversation_id)
 
 
 def refresh_card(services: Services, conversation_id: int) -> None:

@@ -12,6 +12,7 @@ from bot.models import AuditEvent, Conversation, State, utcnow
 from bot.pipeline import poll_once
 from bot.slack.home import publish_home
 from tests.conftest import triage
+from tests.scenario.test_brand_accounts import brand  # noqa: F401 - the fixture: accounts and routes
 from tests.support import card_buttons, card_text
 
 TOPICS = ("my export to PDF fails every time", "billing charged me twice this month",
@@ -114,3 +115,24 @@ def test_a_card_slack_refuses_to_update_is_rewritten_short(services, slack, mode
     assert now.card_error == "msg_blocks_too_long" and now.claimed_by == "U_BOB"
     text = card_text(slack.messages[("C_REVIEW", carded.slack_ts)])
     assert "Slack refused the full card (msg_blocks_too_long)" in text and "is on it" in text
+
+
+def test_a_routed_channel_without_the_bot_holds_up_only_its_own_cards(brand, bluesky, slack, model, caplog):
+    services, _, _ = brand
+    slack.channels_not_joined.add("C_PRESS")  # the press route's channel: the bot was never invited
+    bluesky.post("bob.test", "@brand.test I'm a journalist writing about the outage, statement please")
+    bluesky.post("alice.test", "@brand.test the export button does nothing at all")
+    bluesky.post("bob.test", "@brand.test how do I share a notebook read only")
+    model.reply_with(triage())
+
+    report = poll_once(services)
+
+    assert report.carded == 2  # the other route's cards went out in the same cycle
+    press = by_topic(services, "journalist")
+    assert (press.state, press.slack_ts, press.card_error) == (State.DRAFTED.value, None, None)
+    assert "invite the bot to the channel" in caplog.text
+    assert len([c for c in slack.calls_to("chat.postMessage") if c["channel"] == "C_PRESS"]) == 1  # tried once a cycle
+
+    slack.channels_not_joined.discard("C_PRESS")
+    poll_once(services)
+    assert by_topic(services, "journalist").slack_channel == "C_PRESS"
