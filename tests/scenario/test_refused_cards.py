@@ -12,7 +12,7 @@ from bot.models import AuditEvent, Conversation, State, utcnow
 from bot.pipeline import poll_once
 from bot.slack.home import publish_home
 from tests.conftest import triage
-from tests.scenario.test_brand_accounts import brand  # noqa: F401 - the fixture: accounts and routes
+from tests.scenario.test_brand_accounts import brand, brand_env  # noqa: F401 - the fixtures: accounts and routes
 from tests.support import card_buttons, card_text
 
 TOPICS = ("my export to PDF fails every time", "billing charged me twice this month",
