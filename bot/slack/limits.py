@@ -15,16 +15,14 @@ HEADER_TEXT = 150
 CONTEXT_TEXT = 2000  # a text object may hold 3,000; context lines stay shorter so a whole card stays well
 #                      under what Slack takes in one message's blocks (``msg_blocks_too_long``, ~13,000)
 BUTTON_TEXT = 75
-BUTTON_VALUE = 2000
 OPTION_TEXT = 75
-OPTION_VALUE = 150
 PLACEHOLDER = 150
 MODAL_TITLE = 24  # also the submit and close labels
 INPUT_LABEL = 2000
 INPUT_MAX_LENGTH = 3000  # what a plain_text_input holds; its max_length may not be larger
-PRIVATE_METADATA = 3000
 MESSAGE_BLOCKS = 50
 MODAL_BLOCKS = 100  # also the Home tab
+# Button and option values, and a modal's private_metadata, are small JSON of ours (payloads.py), never cut.
 MORE = "…"
 
 # A cut never leaves half an entity (``&am``), half a link, mention or date (``<https://…``) or half

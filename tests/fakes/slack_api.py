@@ -164,13 +164,9 @@ class FakeSlack(FakeServer):
 
     def refuse(self, method: str, error: str, when: Callable[[dict], bool]) -> None:
         """Answer ``{"ok": false, "error": error}`` to every call of ``method`` whose arguments
-        ``when`` picks (say, one card Slack will not take), until ``refuse_nothing``."""
+        ``when`` picks (say, one card Slack will not take)."""
         with self._state:
             self._refusals.append((method, error, when))
-
-    def refuse_nothing(self) -> None:
-        with self._state:
-            self._refusals.clear()
 
     def lose_answers(self, method: str, times: int = 1) -> None:
         """Do what the next ``times`` calls of ``method`` ask, then answer HTTP 502, as a gateway
