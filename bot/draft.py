@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from importlib.resources import files
 from pathlib import Path
@@ -117,16 +117,44 @@ class DraftOutcome:
     error: str | None
 
 
+SHORTEN = ("Your reply is {length} characters, over the {limit} that {platform} allows. Write it again in at most "
+           "{target} characters, keeping what matters most to them. Answer with the same JSON.")
+
+
 def make_draft(drafter: Drafter | None, prompts: Prompts, conversation: Conversation, *, platform_label: str, limit: int,
                examples: Sequence[ApprovedExample] = (), context: DraftContext | None = None,
-               grounding: Grounding | None = None) -> DraftOutcome:
+               grounding: Grounding | None = None, length: Callable[[str], int] = len) -> DraftOutcome:
+    """Triage and draft; a reply over the platform's limit (``length`` counts as the platform
+    does) is asked for once more, shorter: small models often miss a limit they were given."""
     if drafter is None:
         return DraftOutcome(None, "No model is configured (set OPENAI_API_KEY or OPENAI_BASE_URL).")
     messages = build_messages(prompts, conversation, platform_label=platform_label, limit=limit, examples=examples,
                               context=context, grounding=grounding)
     try:
         with MODEL_LATENCY.time():
-            return DraftOutcome(drafter.triage(messages, reply_max_chars=reply_cap(limit)), None)
+            triage = drafter.triage(messages, reply_max_chars=reply_cap(limit))
     except DraftUnavailable as error:
         log.warning("conversation %s: no draft: %s", conversation.id, error)
         return DraftOutcome(None, f"No draft: {error}.")
+    if triage.should_reply and length(triage.reply.strip()) > limit:
+        triage = _shorter(drafter, messages, triage, platform_label=platform_label, limit=limit, length=length) or triage
+    return DraftOutcome(triage, None)
+
+
+def _shorter(drafter: Drafter, messages: list[dict], triage: Triage, *, platform_label: str, limit: int,
+             length: Callable[[str], int]) -> Triage | None:
+    """The same answer with a shorter reply, or None when the model cannot give one (the long
+    draft then stays, and the policy flags it on the card)."""
+    over = length(triage.reply.strip())
+    # the draft and the request are ours, so trusted: a system message after the untrusted mention
+    retry = [*messages, {"role": "system", "content": f"Your draft was:\n{triage.reply.strip()}\n\n"
+                         + SHORTEN.format(length=over, limit=limit, platform=platform_label, target=int(limit * 0.85))}]
+    try:
+        with MODEL_LATENCY.time():
+            shorter = drafter.triage(retry, reply_max_chars=reply_cap(limit))
+    except DraftUnavailable as error:
+        log.warning("draft over the limit (%d/%d) and no shorter one: %s", over, limit, error)
+        return None
+    if not shorter.should_reply or not shorter.reply.strip() or length(shorter.reply.strip()) >= over:
+        return None
+    return triage.model_copy(update={"reply": shorter.reply})  # the first answer's triage, the shorter reply

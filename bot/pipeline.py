@@ -267,7 +267,7 @@ def _draft_one(services: Services, conversation_id: int) -> State:
     grounding = ground(services.db, services.drafter, services.settings, conversation, context) if services.drafter else None
     rules = services.rules.draft(conversation, grounding.urls if grounding else None)
     outcome = make_draft(services.drafter, services.prompts_for(conversation), conversation, platform_label=rules.platform_label, limit=rules.limit,
-                         examples=similar, context=context, grounding=grounding)
+                         length=rules.length, examples=similar, context=context, grounding=grounding)
     triage = outcome.triage
     if triage is None:
         values = {"draft_error": outcome.error}

@@ -96,3 +96,37 @@ def test_the_card_says_which_model_drafted_it(services, slack, model, bluesky):
 
     assert "drafted by gpt-4o-mini-2024-07-18" in card_text(slack.last("chat.postMessage"))  # as the server named it
     assert load(services).draft_model == "gpt-4o-mini-2024-07-18"
+
+
+def test_a_draft_over_the_limit_is_asked_for_once_more_shorter(services, slack, model, bluesky):
+    long = "Thanks so much for reaching out about exporting your notes, we really appreciate it! " * 5  # ~420 of Bluesky's 300
+    model.reply_sequence([triage(long, category="complaint"), triage("Sorry about that! Which app version are you on?", category="other")])
+    bluesky.post("alice.test", "@brand.test how do I export my notes?")
+
+    poll_once(services)
+
+    conversation = load(services)
+    assert conversation.draft_text == "Sorry about that! Which app version are you on?" and conversation.policy_problems == []
+    assert conversation.category == "complaint"  # the triage is the first answer's; only the reply is rewritten
+    first, second = model.chat_requests()
+    asked = second["messages"][-1]
+    assert asked["role"] == "system" and long.strip() in asked["content"] and "over the 300 that Bluesky allows" in asked["content"]
+    assert "Which app version" in card_text(slack.last("chat.postMessage"))
+
+
+def test_a_draft_still_too_long_is_kept_and_flagged_after_one_more_try(services, slack, model, bluesky):
+    long = "Thanks so much for reaching out about exporting your notes, we really appreciate it! " * 5
+    model.reply_with(triage(long))
+    bluesky.post("alice.test", "@brand.test how do I export my notes?")
+
+    poll_once(services)
+
+    assert len(model.chat_requests()) == 2  # one more try, never a loop
+    assert load(services).draft_text == long.strip() and "Too long for Bluesky" in card_text(slack.last("chat.postMessage"))
+
+
+def test_a_draft_within_the_limit_takes_one_request(services, slack, model, bluesky):
+    model.reply_with(triage("Happy to help! Which app version are you on?"))
+    bluesky.post("alice.test", "@brand.test how do I export my notes?")
+    poll_once(services)
+    assert len(model.chat_requests()) == 1
