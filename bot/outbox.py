@@ -23,7 +23,7 @@ from bot.brand import Brand
 from bot.db import Database
 from bot.metrics import POST_LATENCY
 from bot.models import RECONCILE_AFTER, UNKNOWN_OUTCOME, Conversation, State, audit, transition, utcnow
-from bot.platforms.base import MentionGone, PlatformError, RateLimited, Unavailable
+from bot.platforms.base import MentionGone, Platform, PlatformError, RateLimited, Unavailable
 from bot.purge import FORGET_DELETED
 from bot.rulebook import Rulebook
 from bot.threads import settle_on_platform
