@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from bot import policy
+from bot import policy, privacy
 from bot.context import gather as gather_context
 from bot.draft import build_messages, reply_cap
 from bot.llm import DraftUnavailable
@@ -75,7 +75,8 @@ def _redraft(services: Services, conversation_id: int, user: str, instruction: s
     text = compose(services, conversation, triage.reply.strip())
     with services.db.session() as session:
         won = transition(session, conversation_id, State.CARDED, State.CARDED, draft_text=text, draft_error=None, draft_model=triage.drafted_by or None,
-                         policy_problems=policy.check(text, rules), grounding=grounding.record(text) if grounding else None)
+                         policy_problems=policy.check(text, rules), grounding=grounding.record(text) if grounding else None,
+                         private_hint=privacy.suggestion(conversation.text, text, model_says=triage.private))
         if won:
             audit(session, conversation_id, user, "redrafted", audit_detail)
     if not won:

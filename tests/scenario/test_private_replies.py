@@ -284,3 +284,16 @@ def test_when_the_note_is_refused_retry_posts_only_the_note(services, web, slack
     eventually(lambda: load(services).state == State.REPLIED.value)
     assert len(chat_open.messages_to("alice.test")) == 1
     assert [p.value["text"] for p in chat_open.created("brand.test")] == ["We've sent you a message in chat."]
+
+
+def test_a_redraft_that_asks_for_personal_details_brings_the_suggestion(services, web, slack, model, chat_open):
+    from tests.conftest import triage
+    from tests.scenario.test_redraft import choose
+    conv = carded_mention(services, chat_open, model, text="@brand.test my parcel never came", reply="So sorry! Let us look into it.")
+    assert load(services).private_hint == []
+    model.reply_with(triage("So sorry! Could you send us your order number and e-mail in a DM?"))
+
+    choose(web, conv, "direct")
+
+    eventually(lambda: load(services).private_hint == ["asks for a private message"])
+    eventually(lambda: "Reply privately?" in card_text(slack.last("chat.update")))
