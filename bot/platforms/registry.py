@@ -36,21 +36,12 @@ def enabled_accounts(settings: Settings) -> tuple[Account, ...]:
 def _shorthand_account(settings: Settings, name: str) -> Account:
     handle = getattr(settings, HANDLE_VARIABLE[name].lower()) if name in HANDLE_VARIABLE else None
     return Account(id=name, platform=name, handle=handle, allowed_domains=settings.brand_allowed_domains,
-                   keywords=settings.brand_keywords, review_channel=settings.slack_review_channel)
+                   keywords=settings.brand_keywords)
 
 
 def account_platforms(settings: Settings) -> dict[str, Platform]:
     """One adapter (one login) per account, by account id."""
     return {account.id: BUILDERS[account.platform](settings_for(settings, account)) for account in enabled_accounts(settings)}
-
-
-def enabled_platforms(settings: Settings) -> dict[str, Platform]:
-    """The first account's adapter of each platform, by platform name (formats, streams, Home)."""
-    adapters = account_platforms(settings)
-    platforms: dict[str, Platform] = {}
-    for account in enabled_accounts(settings):
-        platforms.setdefault(account.platform, adapters[account.id])
-    return platforms
 
 
 def settings_for(settings: Settings, account: Account) -> Settings:
