@@ -103,10 +103,9 @@ def first_mentioned(accounts: Iterable[Account], text: str) -> Account | None:
     for account in accounts:
         if not account.handle:
             continue
-        local = re.escape(account.handle.split("@")[0])  # Mastodon's "support@mastodon.social" is "@support" in a post
+        # "@acme.bsky.social", Mastodon's "@support" (of "support@mastodon.social"), Reddit's "u/AcmeHelp"
+        local = re.escape(account.handle.split("@")[0])
         match = re.search(rf"(?<![\w@])(?:u/|@){local}(?![\w-]|\.\w)", text, re.IGNORECASE)
-        if match is None and "." in account.handle:  # a Bluesky handle: "@acme.bsky.social"
-            match = re.search(rf"(?<![\w@])@{re.escape(account.handle)}(?![\w.-])", text, re.IGNORECASE)
         if match:
             found.append((match.start(), account))
     return min(found, key=lambda pair: pair[0])[1] if found else None
