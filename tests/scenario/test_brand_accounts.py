@@ -248,3 +248,25 @@ def test_doctor_checks_each_account_and_names_it(brand_env, env, slack, model):
     assert [line for line in lines if line.startswith("  FAIL")] == [
         line for line in lines if line.startswith(("  FAIL  Bluesky account 'help'", "  FAIL  Slack channel of route 'german'"))]
     assert "wrong-password" not in text and "help-app-password" not in text
+
+
+def test_upgrading_keeps_the_cursors_of_the_single_account_configuration(database_url):
+    """Migration 0012 keys the cursors by account; today's account is named after its platform."""
+    from sqlalchemy import create_engine, text
+
+    from bot.db import Database, migrate, normalise_url
+    from bot.ingest import load_cursors
+
+    migrate(database_url, "0011")
+    try:
+        engine = create_engine(normalise_url(database_url))
+        with engine.begin() as conn:
+            conn.execute(text("INSERT INTO platform_cursors (platform, feed, value, updated_at) "
+                              "VALUES ('bluesky', 'notifications', '{\"seen_at\": \"2026-12-01T09:00:00Z\"}', CURRENT_TIMESTAMP)"))
+        engine.dispose()
+    finally:
+        migrate(database_url)
+    db = Database(database_url)
+    with db.session() as session:
+        assert load_cursors(session, "bluesky") == {"notifications": {"seen_at": "2026-12-01T09:00:00Z"}}
+    db.dispose()
