@@ -8,8 +8,9 @@ in the thread for the brand's reply, and only when there is none posts again.
 A private reply is two sends, each at most once. The direct message goes first and is
 recorded (``private_sent_at``) before anything else; then the public note is posted like
 any reply, and reconciled like one. A message whose answer was lost is never sent again
-by Conversant: no platform lets us look it up reliably or deduplicate it, so the card asks
-a person to check the account's messages and press Retry only if it is not there.
+by Conversant: where the platform lets us look (Bluesky chat) and it is there, it counts as
+sent and the note follows; otherwise the card asks a person to check the account's messages
+and press Retry only if it is not there.
 """
 from __future__ import annotations
 
@@ -93,6 +94,7 @@ def _post(db: Database, rules: Rulebook, conversation: Conversation) -> State:
     return State.REPLIED
 
 
+CLOCK_SKEW = timedelta(minutes=1)  # the platform's clock may run behind ours when it stamps a message
 PRIVATE_UNCONFIRMED = ("{platform} did not confirm the private message ({error}). Conversant never sends one twice: "
                        "look in the brand account's messages to @{handle}, and press Retry only if it is not there.")
 
@@ -114,18 +116,39 @@ def _send_private(db: Database, rules: Rulebook, platform: Platform, conversatio
             transition(session, cid, State.POSTING, State.APPROVED, post_error=str(error), posting_since=None)
         return State.APPROVED
     except Unavailable as error:
-        message = PRIVATE_UNCONFIRMED.format(platform=platform.label, error=error, handle=conversation.author_handle)
-        log.warning("conversation %s: %s", cid, message)
-        return _fail(db, cid, message)
+        sent = _found_private(platform, conversation)
+        if sent is None:
+            message = PRIVATE_UNCONFIRMED.format(platform=platform.label, error=error, handle=conversation.author_handle)
+            log.warning("conversation %s: %s", cid, message)
+            return _fail(db, cid, message)
+        log.info("conversation %s: the private message's answer was lost, but it is there", cid)
     except PlatformError as error:
         return _fail(db, cid, f"The private message was not sent: {error}")
+    _record_private(db, conversation, sent)
+    return None
+
+
+def _found_private(platform: Platform, conversation: Conversation):
+    """The message in the platform's conversation with the author, where it can be looked up (Bluesky chat);
+    None when it is not there or cannot be looked for. Finding it is the only way a lost answer ends as sent."""
+    find = getattr(platform, "find_private", None)
+    if find is None or conversation.posting_since is None:
+        return None
+    try:
+        return find(conversation.author_id, conversation.reply_text, conversation.posting_since - CLOCK_SKEW)
+    except PlatformError as error:
+        log.warning("conversation %s: could not look for the private message (%s)", conversation.id, error)
+        return None
+
+
+def _record_private(db: Database, conversation: Conversation, sent) -> None:
+    cid = conversation.id
     with db.session() as session:
         session.execute(update(Conversation).where(Conversation.id == cid)
                         .values(private_message_id=sent.external_id, private_sent_at=utcnow())
                         .execution_options(synchronize_session=False))
         audit(session, cid, "conversant", "sent_privately", f"{sent.url}\n{conversation.reply_text}\n(approved by {conversation.decided_by})")
     log.info("conversation %s: private message sent (%s)", cid, sent.external_id)
-    return None
 
 
 def recheck_open(db: Database, brand: Brand, *, every: timedelta = timedelta(minutes=5), limit: int = 50) -> list[int]:
@@ -184,7 +207,15 @@ def reconcile(db: Database, brand: Brand) -> dict[int, State]:
         if platform is None:
             continue
         if conversation.reply_private and conversation.private_sent_at is None:
-            # Stopped while sending the message (a crash): it may have gone. A person checks; nothing is sent again.
+            # Stopped while sending the message (a crash): it may have gone. Found: the note follows; else a
+            # person checks. Nothing is sent again.
+            sent = _found_private(platform, conversation)
+            if sent is not None:
+                _record_private(db, conversation, sent)
+                with db.session() as session:
+                    transition(session, conversation.id, State.POSTING, State.APPROVED, posting_since=None)
+                settled[conversation.id] = State.APPROVED
+                continue
             error = "Conversant stopped while sending it"
             _fail(db, conversation.id, PRIVATE_UNCONFIRMED.format(platform=platform.label, error=error, handle=conversation.author_handle))
             settled[conversation.id] = State.POST_FAILED

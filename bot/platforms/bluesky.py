@@ -375,6 +375,20 @@ class BlueskyPlatform:
         convo_id, message_id = self._call("send the chat message", send)
         return PostedReply(external_id=f"{convo_id}/{message_id}", url=f"https://bsky.app/messages/{convo_id}")
 
+    def find_private(self, author_id: str, text: str, since: datetime) -> PostedReply | None:
+        """The brand's chat message to the author with this text, sent since ``since``: a message whose
+        answer was lost can be found in the conversation (and is then never sent again)."""
+        def look(client: Client):
+            chat = client.with_bsky_chat_proxy().chat.bsky.convo
+            convo = chat.get_convo_for_members(models.ChatBskyConvoGetConvoForMembers.Params(members=[author_id])).convo
+            page = chat.get_messages(models.ChatBskyConvoGetMessages.Params(convo_id=convo.id, limit=50))
+            for message in page.messages:
+                if (getattr(message, "text", None) == text and message.sender.did == self.did
+                        and parse_time(message.sent_at) >= since):
+                    return PostedReply(external_id=f"{convo.id}/{message.id}", url=f"https://bsky.app/messages/{convo.id}")
+            return None
+        return self._call("look for the chat message", look)
+
     def _facets(self, text: str) -> list:
         """Link and mention facets with UTF-8 byte offsets, as the Bluesky app makes them."""
         facets = []

@@ -290,6 +290,7 @@ class FakeBluesky(FakeServer):
         self._expired_access: set[str] = set()
         self._faults: dict[str, list[_Fault]] = {}
         self._delays: dict[str, float] = {}
+        self._lost: set[str] = set()  # calls done whose answer is replaced by a 502
         self._clock = _Clock()
         self._tids = _Tids()
         self.on_record: list = []  # callables given each new Record (a stream fake follows the repo writes)
@@ -379,6 +380,11 @@ class FakeBluesky(FakeServer):
         with self._state:
             self._faults.setdefault(nsid, []).append(_Fault(status, error, message, headers, times))
 
+    def lose_answer_next(self, nsid: str) -> None:
+        """Do the next call of ``nsid``, then answer 502 as a proxy that lost the upstream's answer would."""
+        with self._state:
+            self._lost.add(nsid)
+
     def set_delay(self, nsid: str, seconds: float) -> None:
         with self._state:
             self._delays[nsid] = seconds
@@ -405,6 +411,9 @@ class FakeBluesky(FakeServer):
             if auth == "chat":
                 self._check_chat(request, viewer, nsid)
             body = getattr(self, handler_name)(request, viewer)
+            if nsid in self._lost:
+                self._lost.discard(nsid)
+                raise XrpcError(502)
         return Response(200, body)
 
     def _raise_injected_fault(self, nsid: str) -> None:

@@ -297,3 +297,32 @@ def test_a_redraft_that_asks_for_personal_details_brings_the_suggestion(services
 
     eventually(lambda: load(services).private_hint == ["asks for a private message"])
     eventually(lambda: any("Reply privately?" in card_text(update) for update in slack.calls_to("chat.update")))
+
+
+def test_a_chat_message_whose_answer_was_lost_is_found_in_the_conversation_and_the_note_follows(services, web, model, chat_open):
+    conv = carded_mention(services, chat_open, model, text=ORDER_MENTION, reply=DM)
+    chat_open.lose_answer_next("chat.bsky.convo.sendMessage")  # sent, but the answer never came back
+
+    send_privately(web, conv)
+
+    done = eventually(lambda: load(services).state == State.REPLIED.value and load(services))
+    assert done.private_sent_at is not None
+    assert len(chat_open.messages_to("alice.test")) == 1 and len(chat_open.requests_to("/xrpc/chat.bsky.convo.sendMessage")) == 1
+    assert [p.value["text"] for p in chat_open.created("brand.test")] == ["We've sent you a message in chat."]
+
+
+def test_after_a_crash_mid_send_a_message_that_is_there_is_kept_and_only_the_note_is_posted(services, model, chat_open):
+    from bot.platforms.bluesky import BlueskyPlatform
+    conv = carded_mention(services, chat_open, model, text=ORDER_MENTION, reply=DM)
+    with services.db.session() as session:
+        session.execute(update(Conversation).where(Conversation.id == conv.id).values(
+            state=State.POSTING.value, reply_private=True, reply_text=DM, notice_text="We've sent you a message in chat.",
+            decided_by="U_ALICE", posting_since=utcnow() - timedelta(minutes=5)))
+    brand = BlueskyPlatform("brand.test", "brand-app-password", chat_open.base_url)
+    brand.send_private(conv.thread_ref, conv.author_id, "alice.test", DM, idempotency_key="k")  # sent just before the crash
+
+    assert flows.reconcile(services) == 1
+
+    assert load(services).state == State.REPLIED.value
+    assert len(chat_open.messages_to("alice.test")) == 1
+    assert [p.value["text"] for p in chat_open.created("brand.test")] == ["We've sent you a message in chat."]
