@@ -208,7 +208,7 @@ def draft_and_card(services: Services, report: CycleReport, *, until: float, sto
             finished = {f for f in under_way if f.done()}
             under_way -= finished
             outcomes.update(f.result() for f in finished)
-            if carded:
+            if carded or (finished and open_):  # a draft that just finished is carded before the cycle ends
                 continue
             if under_way and (open_ or stop is None or time.monotonic() < stop):
                 deadline = until if open_ else stop

@@ -2,7 +2,9 @@
 messages paced per channel, Retry-After honoured; the model's concurrency kept; ingest's dedupe."""
 from __future__ import annotations
 
+import json
 import threading
+import time
 from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import select
@@ -186,3 +188,45 @@ def test_ingest_stores_each_mention_once_and_counts_only_new_ones(services):
     with services.db.session() as session:
         stored = session.execute(select(Conversation.platform, Conversation.external_id, Conversation.state)).all()
     assert len(stored) == 5 and {s for _, _, s in stored} == {State.NEW.value}
+
+
+def test_a_draft_that_finishes_as_the_queue_looks_empty_is_still_carded_in_the_same_cycle(services, slack, model, bluesky, monkeypatch):
+    """The last draft can finish between "nothing is ready to card" and "nothing is left with the
+    model" (a busy machine is enough); it used to wait a whole poll interval for its card."""
+    from bot import pipeline
+    from bot.slack import sync
+    from tests.conftest import eventually
+
+    def answer(request):
+        if "slow one" in json.dumps(request["messages"]):
+            time.sleep(0.5)
+        return triage()
+    model.responder = answer
+    bluesky.post("alice.test", "@brand.test a quick one")
+    bluesky.post("bob.test", "@brand.test a slow one")
+
+    nothing_left_to_claim = threading.Event()
+    claim, post_next_card = pipeline.claim_new, sync.post_next_card
+
+    def claim_new(*args, **kwargs):
+        claimed = claim(*args, **kwargs)
+        if not claimed:
+            nothing_left_to_claim.set()
+        return claimed
+
+    def drafting():
+        with services.db.session() as session:
+            return session.query(Conversation).filter_by(state=State.DRAFTING.value).count()
+
+    def post_then_stall(*args, **kwargs):
+        carded = post_next_card(*args, **kwargs)
+        if carded is False and nothing_left_to_claim.is_set():
+            eventually(lambda: drafting() == 0)  # this thread is descheduled while the last draft finishes
+        return carded
+
+    monkeypatch.setattr(pipeline, "claim_new", claim_new)
+    monkeypatch.setattr(sync, "post_next_card", post_then_stall)
+
+    pipeline.poll_once(services)
+
+    assert len(slack.calls_to("chat.postMessage")) == 2
