@@ -54,7 +54,10 @@ class Triage(BaseModel):
 TRIAGE_SCHEMA = {
     "type": "object",
     "additionalProperties": False,
-    "required": ["should_reply", "reason", "category", "sentiment", "urgency", "reply", "private"],
+    # "reply" comes last: a server that enforces the order then lets the model close the string and the
+    # object in one token ('"}'), as it is used to; with a field after it, a small model wrote on and
+    # on (the eval's median X draft grew from 216 to 285 characters, half over the limit).
+    "required": ["should_reply", "reason", "category", "sentiment", "urgency", "private", "reply"],
     "properties": {
         "should_reply": {"type": "boolean", "description": "false for spam, bots, or posts that need no answer"},
         # The same bound as Triage: a server that enforces the schema cannot produce an invalid reason.
@@ -62,9 +65,9 @@ TRIAGE_SCHEMA = {
         "category": {"type": "string", "enum": list(CATEGORIES)},
         "sentiment": {"type": "string", "enum": ["positive", "neutral", "negative"]},
         "urgency": {"type": "string", "enum": ["low", "normal", "high"]},
-        "reply": {"type": "string", "description": "the reply to post, or empty when should_reply is false"},
         "private": {"type": "boolean", "description": "true when the answer needs personal data (order number, e-mail, "
                                                       "phone, account id) or the author asks for a private message"},
+        "reply": {"type": "string", "description": "the reply to post, or empty when should_reply is false"},
     },
 }
 
