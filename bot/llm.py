@@ -56,7 +56,7 @@ TRIAGE_SCHEMA = {
     "additionalProperties": False,
     # "reply" comes last: a server that enforces the order then lets the model close the string and the
     # object in one token ('"}'), as it is used to; with a field after it, a small model wrote on and
-    # on (the eval's median X draft grew from 216 to 285 characters, half over the limit).
+    # on (the eval's median X draft grew from 216 to 273 characters, half over the limit).
     "required": ["should_reply", "reason", "category", "sentiment", "urgency", "private", "reply"],
     "properties": {
         "should_reply": {"type": "boolean", "description": "false for spam, bots, or posts that need no answer"},
