@@ -19,6 +19,7 @@ from bot.knowledge import store as knowledge
 from bot.llm import TIMEOUT_MARGIN, Drafter, DraftUnavailable
 from bot.models import Conversation
 from bot.platforms.base import PlatformError
+from bot.platforms.formats import format_for
 from bot.platforms.registry import account_platforms, enabled_accounts
 from bot.slack.publish import make_client
 from bot.slack.scopes import missing_scopes
@@ -280,15 +281,16 @@ def _model_speed(settings: Settings, drafter: Drafter) -> str:
     """Time real drafts (one alone, then as many at once as the drafter sends) and say what to set."""
     conversation = Conversation(platform="bluesky", author_handle="alice.example", author_name="Alice", reason="mention",
                                 text=SAMPLE_MENTION, parent_text=None)
-    messages = build_messages(load_prompts(settings), conversation, platform_label="Bluesky", limit=300)
+    bluesky = format_for("bluesky")
+    messages = build_messages(load_prompts(settings), conversation, bluesky)
     started = time.monotonic()
-    model = drafter.triage(messages, reply_max_chars=reply_cap(300)).drafted_by
+    model = drafter.triage(messages, reply_max_chars=reply_cap(bluesky.limit)).drafted_by
     one = time.monotonic() - started
     at_once = drafter.concurrency
     if at_once > 1:
         started = time.monotonic()
         with ThreadPoolExecutor(at_once) as pool:
-            list(pool.map(lambda _: drafter.triage(messages, reply_max_chars=reply_cap(300)), range(at_once)))
+            list(pool.map(lambda _: drafter.triage(messages, reply_max_chars=reply_cap(bluesky.limit)), range(at_once)))
         per_minute = 60 * at_once / (time.monotonic() - started)
     else:
         per_minute = 60 / one

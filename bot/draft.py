@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from importlib.resources import files
 from pathlib import Path
@@ -16,6 +16,7 @@ from bot.knowledge.grounding import RULES as KNOWLEDGE_RULES
 from bot.llm import Drafter, DraftUnavailable, Triage
 from bot.metrics import MODEL_LATENCY
 from bot.models import Conversation
+from bot.platforms.formats import PlatformFormat
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +73,7 @@ def load_prompts(settings: Settings) -> Prompts:
     )
 
 
-def build_messages(prompts: Prompts, conversation: Conversation, *, platform_label: str, limit: int,
+def build_messages(prompts: Prompts, conversation: Conversation, platform: PlatformFormat, *,
                    examples: Sequence[ApprovedExample] = (), context: DraftContext | None = None,
                    grounding: Grounding | None = None) -> list[dict]:
     """Stable instructions first (providers cache the prefix), then what varies per mention
@@ -81,7 +82,7 @@ def build_messages(prompts: Prompts, conversation: Conversation, *, platform_lab
     rules = KNOWLEDGE_RULES.format(brand=prompts.brand) if grounding is not None else ""
     system = "\n\n".join(part.strip() for part in (prompts.system, prompts.voice, prompts.examples, rules, prompt_section(list(examples))) if part.strip())
     mention = {
-        "platform": platform_label,
+        "platform": platform.label,
         "author": {"handle": conversation.author_handle, "name": conversation.author_name},
         "kind": conversation.reason,
         "text": conversation.text,
@@ -94,7 +95,7 @@ def build_messages(prompts: Prompts, conversation: Conversation, *, platform_lab
         mention["help_articles"] = grounding.prompt_articles()  # imported text: data, inside the block too
     no_match = f"{NO_MATCH}\n" if grounding is not None and not grounding.offered else ""
     user = (
-        f"Draft a reply on {platform_label}; it must be at most {limit} characters.\n{no_match}"
+        f"Draft a reply on {platform.label}; it must be at most {platform.limit} characters.\n{no_match}"
         f"<untrusted_mention>\n{_json_block(mention)}\n</untrusted_mention>"
     )
     return [{"role": "system", "content": system}, {"role": "user", "content": user}]
@@ -121,40 +122,38 @@ SHORTEN = ("Your reply is {length} characters, over the {limit} that {platform} 
            "{target} characters, keeping what matters most to them. Answer with the same JSON.")
 
 
-def make_draft(drafter: Drafter | None, prompts: Prompts, conversation: Conversation, *, platform_label: str, limit: int,
+def make_draft(drafter: Drafter | None, prompts: Prompts, conversation: Conversation, platform: PlatformFormat, *,
                examples: Sequence[ApprovedExample] = (), context: DraftContext | None = None,
-               grounding: Grounding | None = None, length: Callable[[str], int] = len) -> DraftOutcome:
-    """Triage and draft; a reply over the platform's limit (``length`` counts as the platform
-    does) is asked for once more, shorter: small models often miss a limit they were given."""
+               grounding: Grounding | None = None) -> DraftOutcome:
+    """Triage and draft; a reply over the platform's limit (counted as the platform counts) is
+    asked for once more, shorter: small models often miss a limit they were given."""
     if drafter is None:
         return DraftOutcome(None, "No model is configured (set OPENAI_API_KEY or OPENAI_BASE_URL).")
-    messages = build_messages(prompts, conversation, platform_label=platform_label, limit=limit, examples=examples,
-                              context=context, grounding=grounding)
+    messages = build_messages(prompts, conversation, platform, examples=examples, context=context, grounding=grounding)
     try:
         with MODEL_LATENCY.time():
-            triage = drafter.triage(messages, reply_max_chars=reply_cap(limit))
+            triage = drafter.triage(messages, reply_max_chars=reply_cap(platform.limit))
     except DraftUnavailable as error:
         log.warning("conversation %s: no draft: %s", conversation.id, error)
         return DraftOutcome(None, f"No draft: {error}.")
-    if triage.should_reply and length(triage.reply.strip()) > limit:
-        triage = _shorter(drafter, messages, triage, platform_label=platform_label, limit=limit, length=length) or triage
+    if triage.should_reply and platform.length(triage.reply.strip()) > platform.limit:
+        triage = _shorter(drafter, messages, triage, platform) or triage
     return DraftOutcome(triage, None)
 
 
-def _shorter(drafter: Drafter, messages: list[dict], triage: Triage, *, platform_label: str, limit: int,
-             length: Callable[[str], int]) -> Triage | None:
+def _shorter(drafter: Drafter, messages: list[dict], triage: Triage, platform: PlatformFormat) -> Triage | None:
     """The same answer with a shorter reply, or None when the model cannot give one (the long
     draft then stays, and the policy flags it on the card)."""
-    over = length(triage.reply.strip())
+    over, limit = platform.length(triage.reply.strip()), platform.limit
     # the draft and the request are ours, so trusted: a system message after the untrusted mention
     retry = [*messages, {"role": "system", "content": f"Your draft was:\n{triage.reply.strip()}\n\n"
-                         + SHORTEN.format(length=over, limit=limit, platform=platform_label, target=int(limit * 0.85))}]
+                         + SHORTEN.format(length=over, limit=limit, platform=platform.label, target=int(limit * 0.85))}]
     try:
         with MODEL_LATENCY.time():
             shorter = drafter.triage(retry, reply_max_chars=reply_cap(limit))
     except DraftUnavailable as error:
         log.warning("draft over the limit (%d/%d) and no shorter one: %s", over, limit, error)
         return None
-    if not shorter.should_reply or not shorter.reply.strip() or length(shorter.reply.strip()) >= over:
+    if not shorter.should_reply or not shorter.reply.strip() or platform.length(shorter.reply.strip()) >= over:
         return None
     return triage.model_copy(update={"reply": shorter.reply})  # the first answer's triage, the shorter reply

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import logging
 
-from bot import bursts, decision, examples, outbox, redraft as redrafting
+from bot import bursts, decision, examples, outbox
 from bot.decision import Decision
 from bot.models import Burst, Conversation, Direction, DismissReason, SnoozeFor, State
+from bot.redraft import RedraftResult
 from bot.services import Services
 from bot.slack import sync, views
 from bot.slack.cards import CardFacts, dismiss_modal, edit_modal, private_modal, redraft_modal
@@ -79,13 +80,13 @@ def reply_as(services: Services, conversation_id: int, user: str, account_id: st
 
 
 def redraft(services: Services, conversation_id: int, user: str, direction: Direction, custom: str = "",
-            channel: str | None = None) -> redrafting.RedraftResult:
-    result = redrafting.redraft(services, conversation_id, user, direction, custom)
+            channel: str | None = None) -> RedraftResult:
+    result = services.redrafter.redraft(conversation_id, user, direction, custom)
     return _redrafted(services, conversation_id, user, channel, result)
 
 
 def _redrafted(services: Services, conversation_id: int, user: str, channel: str | None,
-               result: redrafting.RedraftResult) -> redrafting.RedraftResult:
+               result: RedraftResult) -> RedraftResult:
     log.info("conversation %s: redraft by %s: %s", conversation_id, user, "done" if result.done else result.message)
     if result.done:
         sync.refresh_card(services, conversation_id)
@@ -95,8 +96,8 @@ def _redrafted(services: Services, conversation_id: int, user: str, channel: str
 
 
 def redraft_with_article(services: Services, conversation_id: int, user: str, article_id: int,
-                         channel: str | None = None) -> redrafting.RedraftResult:
-    result = redrafting.redraft_with_article(services, conversation_id, user, article_id)
+                         channel: str | None = None) -> RedraftResult:
+    result = services.redrafter.with_article(conversation_id, user, article_id)
     return _redrafted(services, conversation_id, user, channel, result)
 
 
@@ -152,7 +153,7 @@ def edit_form(services: Services, conversation_id: int, user: str, channel: str 
     if conversation is None:
         return None
     rules = services.rules.reply(conversation)
-    initial = conversation.reply_text or conversation.draft_text or redrafting.compose(services, conversation, "")
+    initial = conversation.reply_text or conversation.draft_text or services.rules.compose(conversation, "")
     return edit_modal(conversation, CardFacts(rules.platform_label, rules.limit, None), initial)
 
 

@@ -24,7 +24,6 @@ from bot.ingest import IngestReport, ingest
 from bot.knowledge.grounding import ground
 from bot.models import Conversation, PlatformStatus, State, get_pause, transition, utcnow
 from bot.platforms.base import PlatformError, RateLimited
-from bot.redraft import compose
 from bot.routing import Facts, destination
 from bot.services import Services
 from bot.slack import sync
@@ -266,8 +265,8 @@ def _draft_one(services: Services, conversation_id: int) -> State:
     similar = examples.similar(services.db, services.drafter, services.settings, conversation.text, conversation.platform)
     grounding = ground(services.db, services.drafter, services.settings, conversation, context) if services.drafter else None
     rules = services.rules.draft(conversation, grounding.urls if grounding else None)
-    outcome = make_draft(services.drafter, services.prompts_for(conversation), conversation, platform_label=rules.platform_label, limit=rules.limit,
-                         length=rules.length, examples=similar, context=context, grounding=grounding)
+    outcome = make_draft(services.drafter, services.prompts_for(conversation), conversation, services.rules.format(conversation.platform),
+                         examples=similar, context=context, grounding=grounding)
     triage = outcome.triage
     if triage is None:
         values = {"draft_error": outcome.error}
@@ -282,7 +281,7 @@ def _draft_one(services: Services, conversation_id: int) -> State:
             "private_hint": privacy.suggestion(conversation.text, triage.reply, model_says=triage.private),
         }
         if triage.should_reply and triage.reply.strip():
-            reply = compose(services, conversation, triage.reply.strip())
+            reply = services.rules.compose(conversation, triage.reply.strip())
             values.update(draft_text=reply, draft_model=triage.drafted_by or None, policy_problems=policy.check(reply, rules),
                           grounding=grounding.record(reply) if grounding else None)
             target = State.DRAFTED

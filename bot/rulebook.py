@@ -52,6 +52,11 @@ class Rulebook:
         channel = self.format(conversation.platform).private
         return policy.private_rules(channel, self.reply(conversation)) if channel else None
 
+    def compose(self, conversation: Conversation, text: str) -> str:
+        """The reply as it will be posted (Mastodon's starts with the author's @acct)."""
+        platform = self.adapter(conversation)
+        return platform.compose_reply(conversation.thread_ref, text) if platform is not None else text
+
     def signed(self, text: str, user: str) -> str:
         """The reply as ``user`` sends it: with their sign-off, when they have one."""
         return signoffs.sign(text, self.signoffs.get(user))

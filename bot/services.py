@@ -11,6 +11,7 @@ from bot.draft import Prompts, load_prompts, with_voice
 from bot.llm import Drafter
 from bot.platforms.base import Platform
 from bot.platforms.registry import account_platforms, enabled_accounts
+from bot.redraft import Redrafter
 from bot.rulebook import Rulebook
 
 
@@ -46,6 +47,10 @@ class Services:
     def rules(self) -> Rulebook:
         return Rulebook(self.db, self.settings.brand_allowed_domains, self.platforms, self.brand,
                         dict(self.settings.slack_signoffs or ()))
+
+    @property
+    def redrafter(self) -> Redrafter:
+        return Redrafter(self.db, self.drafter, self.rules, self.prompts_for, self.settings)
 
 
 def build_services(settings: Settings, *, publisher: Publisher | None = None, platforms: dict | None = None) -> Services:

@@ -403,8 +403,7 @@ def _replay(drafter: Drafter, settings: Settings, prompts: Prompts, brand: Brand
         result.retrieved = [m.url for m in grounding.found]
         result.recall_at_5 = same_article(result.retrieved, result.agent_articles) if result.agent_articles else None
     started = time.monotonic()
-    outcome = make_draft(drafter, prompts, case.conversation, platform_label=rules.label,
-                         limit=rules.limit, length=rules.length, context=case.context, grounding=grounding)
+    outcome = make_draft(drafter, prompts, case.conversation, rules, context=case.context, grounding=grounding)
     result.seconds = round(time.monotonic() - started, 2)
     triage = outcome.triage
     if triage is None:

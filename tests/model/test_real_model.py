@@ -28,8 +28,9 @@ from bot.evaluation import judge_schema, load_rubric, parse_verdict
 from bot.evaluation.replay import PREFERENCE_SCHEMA, load_preference_prompt
 from bot.llm import CATEGORIES, Drafter, DraftUnavailable
 from bot.models import Conversation, State
+from bot.platforms.formats import format_for
 from bot.pipeline import poll_once
-from bot.redraft import Direction, redraft
+from bot.models import Direction
 from bot.services import build_services
 from tests.model.conftest import SLOTS, model_env, start_server
 from tests.support import card_text
@@ -46,7 +47,7 @@ def sample(text: str, handle: str = "alice.test") -> Conversation:
 
 
 def triage_messages(settings, text: str) -> list[dict]:
-    return build_messages(load_prompts(settings), sample(text), platform_label="Bluesky", limit=300)
+    return build_messages(load_prompts(settings), sample(text), format_for("bluesky"))
 
 
 def settings_for(env: dict, **overrides):
@@ -235,7 +236,7 @@ def test_server_killed_mid_cycle_then_restarted(slack, bluesky, sqlite_url, serv
             assert_card_has_a_labelled_draft_or_says_why_not(card, served_model)
 
         server.start()  # same port, as a supervisor would restart it
-        redrafted(redraft(services, failed[0].id, "U_ALICE", Direction.WARMER), services, failed[0].id, served_model)
+        redrafted(services.redrafter.redraft(failed[0].id, "U_ALICE", Direction.WARMER), services, failed[0].id, served_model)
     finally:
         server.stop()
         services.db.dispose()
