@@ -6,7 +6,6 @@ the policy must refuse (empty: the reply passes).
 from __future__ import annotations
 
 import json
-import time
 from datetime import datetime, timedelta, timezone
 
 import ada_url
@@ -108,5 +107,10 @@ def test_a_draft_linking_evil_behind_a_backslash_is_flagged_and_an_edit_with_it_
 
     status, body = submit(web, ModalId.EDIT, conv, plain_text_value(REPLY_BLOCK, REPLY_INPUT, sneaky))
     assert status == 200 and "evil.example" in json.loads(body)["errors"][REPLY_BLOCK]
-    time.sleep(0.3)
-    assert load(services).state == State.CARDED.value and bluesky.created("brand.test") == []
+    assert load(services).state == State.CARDED.value
+
+    # The refused text never goes out: the next, clean edit is the one and only reply.
+    clean = "Sorry! Log in at https://brand.example/login and try again?"
+    submit(web, ModalId.EDIT, conv, plain_text_value(REPLY_BLOCK, REPLY_INPUT, clean))
+    eventually(lambda: load(services).state == State.REPLIED.value)
+    assert [record.value["text"] for record in bluesky.created("brand.test")] == [clean]
