@@ -180,7 +180,18 @@ class DeadlineProtocol(ASGIProtocol):
 class Worker(gasgi.ASGIWorker):
     """gunicorn's asyncio worker, serving connections with ``DeadlineProtocol``."""
 
+    _serving: asyncio.Task | None = None
+
     async def _serve(self):
         # The worker names its protocol class at module level; swap it for this process only.
         gasgi.ASGIProtocol = DeadlineProtocol
+        self._serving = asyncio.current_task()
         await super()._serve()
+
+    def handle_exit_signal(self):
+        """SIGTERM: the graceful stop begins now, not at the heartbeat's next second (gunicorn's
+        loop sleeps a whole second between heartbeats and catches the cancellation of that sleep)."""
+        serving = self.alive and self.servers and self._serving
+        super().handle_exit_signal()
+        if serving:
+            self._serving.cancel()
