@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from slack_sdk.errors import SlackApiError
 from sqlalchemy.exc import SQLAlchemyError
 
+from bot import policy
 from bot.brand import Brand
 from bot.config import ConfigError, Settings
 from bot.db import Database, SchemaOutOfDate, check_schema, describe_url
@@ -281,16 +282,16 @@ def _model_speed(settings: Settings, drafter: Drafter) -> str:
     """Time real drafts (one alone, then as many at once as the drafter sends) and say what to set."""
     conversation = Conversation(platform="bluesky", author_handle="alice.example", author_name="Alice", reason="mention",
                                 text=SAMPLE_MENTION, parent_text=None)
-    bluesky = format_for("bluesky")
-    messages = build_messages(load_prompts(settings), conversation, bluesky)
+    rules = policy.reply_rules(format_for("bluesky"), conversation, settings.brand_allowed_domains)
+    messages = build_messages(load_prompts(settings), conversation, rules)
     started = time.monotonic()
-    model = drafter.triage(messages, reply_max_chars=reply_cap(bluesky.limit)).drafted_by
+    model = drafter.triage(messages, reply_max_chars=reply_cap(rules.limit)).drafted_by
     one = time.monotonic() - started
     at_once = drafter.concurrency
     if at_once > 1:
         started = time.monotonic()
         with ThreadPoolExecutor(at_once) as pool:
-            list(pool.map(lambda _: drafter.triage(messages, reply_max_chars=reply_cap(bluesky.limit)), range(at_once)))
+            list(pool.map(lambda _: drafter.triage(messages, reply_max_chars=reply_cap(rules.limit)), range(at_once)))
         per_minute = 60 * at_once / (time.monotonic() - started)
     else:
         per_minute = 60 / one

@@ -8,6 +8,7 @@ from dataclasses import dataclass, replace
 from importlib.resources import files
 from pathlib import Path
 
+from bot import policy
 from bot.config import ConfigError, Settings
 from bot.context import DraftContext
 from bot.examples import ApprovedExample, prompt_section
@@ -16,7 +17,6 @@ from bot.knowledge.grounding import RULES as KNOWLEDGE_RULES
 from bot.llm import Drafter, DraftUnavailable, Triage
 from bot.metrics import MODEL_LATENCY
 from bot.models import Conversation
-from bot.platforms.formats import PlatformFormat
 
 log = logging.getLogger(__name__)
 
@@ -73,16 +73,16 @@ def load_prompts(settings: Settings) -> Prompts:
     )
 
 
-def build_messages(prompts: Prompts, conversation: Conversation, platform: PlatformFormat, *,
+def build_messages(prompts: Prompts, conversation: Conversation, rules: policy.ReplyRules, *,
                    examples: Sequence[ApprovedExample] = (), context: DraftContext | None = None,
                    grounding: Grounding | None = None) -> list[dict]:
     """Stable instructions first (providers cache the prefix), then what varies per mention
     (approved replies to similar mentions), the untrusted mention last, with the help articles
     found for it (``grounding``; None when there is no knowledge base)."""
-    rules = KNOWLEDGE_RULES.format(brand=prompts.brand) if grounding is not None else ""
-    system = "\n\n".join(part.strip() for part in (prompts.system, prompts.voice, prompts.examples, rules, prompt_section(list(examples))) if part.strip())
+    knowledge_rules = KNOWLEDGE_RULES.format(brand=prompts.brand) if grounding is not None else ""
+    system = "\n\n".join(part.strip() for part in (prompts.system, prompts.voice, prompts.examples, knowledge_rules, prompt_section(list(examples))) if part.strip())
     mention = {
-        "platform": platform.label,
+        "platform": rules.platform_label,
         "author": {"handle": conversation.author_handle, "name": conversation.author_name},
         "kind": conversation.reason,
         "text": conversation.text,
@@ -95,7 +95,7 @@ def build_messages(prompts: Prompts, conversation: Conversation, platform: Platf
         mention["help_articles"] = grounding.prompt_articles()  # imported text: data, inside the block too
     no_match = f"{NO_MATCH}\n" if grounding is not None and not grounding.offered else ""
     user = (
-        f"Draft a reply on {platform.label}; it must be at most {platform.limit} characters.\n{no_match}"
+        f"Draft a reply on {rules.platform_label}; it must be at most {rules.limit} characters.\n{no_match}"
         f"<untrusted_mention>\n{_json_block(mention)}\n</untrusted_mention>"
     )
     return [{"role": "system", "content": system}, {"role": "user", "content": user}]
@@ -120,40 +120,55 @@ class DraftOutcome:
 
 SHORTEN = ("Your reply is {length} characters, over the {limit} that {platform} allows. Write it again in at most "
            "{target} characters, keeping what matters most to them. Answer with the same JSON.")
+FIX = "Write it again without these problems, keeping what matters most to them. Answer with the same JSON."
 
 
-def make_draft(drafter: Drafter | None, prompts: Prompts, conversation: Conversation, platform: PlatformFormat, *,
+def make_draft(drafter: Drafter | None, prompts: Prompts, conversation: Conversation, rules: policy.ReplyRules, *,
                examples: Sequence[ApprovedExample] = (), context: DraftContext | None = None,
                grounding: Grounding | None = None) -> DraftOutcome:
-    """Triage and draft; a reply over the platform's limit (counted as the platform counts) is
-    asked for once more, shorter: small models often miss a limit they were given."""
+    """Triage and draft; a reply the output policy refuses (over the platform's limit, a link or an
+    @mention it may not have) is asked for once more with the policy's reasons: small models often
+    miss a rule they were given."""
     if drafter is None:
         return DraftOutcome(None, "No model is configured (set OPENAI_API_KEY or OPENAI_BASE_URL).")
-    messages = build_messages(prompts, conversation, platform, examples=examples, context=context, grounding=grounding)
+    messages = build_messages(prompts, conversation, rules, examples=examples, context=context, grounding=grounding)
     try:
         with MODEL_LATENCY.time():
-            triage = drafter.triage(messages, reply_max_chars=reply_cap(platform.limit))
+            triage = drafter.triage(messages, reply_max_chars=reply_cap(rules.limit))
     except DraftUnavailable as error:
         log.warning("conversation %s: no draft: %s", conversation.id, error)
         return DraftOutcome(None, f"No draft: {error}.")
-    if triage.should_reply and platform.length(triage.reply.strip()) > platform.limit:
-        triage = _shorter(drafter, messages, triage, platform) or triage
+    if triage.should_reply and policy.check(triage.reply.strip(), rules):
+        triage = _revised(drafter, messages, triage, rules) or triage
     return DraftOutcome(triage, None)
 
 
-def _shorter(drafter: Drafter, messages: list[dict], triage: Triage, platform: PlatformFormat) -> Triage | None:
-    """The same answer with a shorter reply, or None when the model cannot give one (the long
-    draft then stays, and the policy flags it on the card)."""
-    over, limit = platform.length(triage.reply.strip()), platform.limit
+def _revised(drafter: Drafter, messages: list[dict], triage: Triage, rules: policy.ReplyRules) -> Triage | None:
+    """The same answer with a reply that breaks fewer rules (or is less over the limit), or None
+    when the model cannot give one (the first draft then stays, and the policy flags it on the card)."""
+    draft = triage.reply.strip()
     # the draft and the request are ours, so trusted: a system message after the untrusted mention
-    retry = [*messages, {"role": "system", "content": f"Your draft was:\n{triage.reply.strip()}\n\n"
-                         + SHORTEN.format(length=over, limit=limit, platform=platform.label, target=int(limit * 0.85))}]
+    retry = [*messages, {"role": "system", "content": f"Your draft was:\n{draft}\n\n{_what_to_change(draft, rules)}"}]
     try:
         with MODEL_LATENCY.time():
-            shorter = drafter.triage(retry, reply_max_chars=reply_cap(limit))
+            revised = drafter.triage(retry, reply_max_chars=reply_cap(rules.limit))
     except DraftUnavailable as error:
-        log.warning("draft over the limit (%d/%d) and no shorter one: %s", over, limit, error)
+        log.warning("draft breaks the policy and no better one came: %s", error)
         return None
-    if not shorter.should_reply or not shorter.reply.strip() or platform.length(shorter.reply.strip()) >= over:
+    if not revised.should_reply or not revised.reply.strip() or _badness(revised.reply.strip(), rules) >= _badness(draft, rules):
         return None
-    return triage.model_copy(update={"reply": shorter.reply})  # the first answer's triage, the shorter reply
+    return triage.model_copy(update={"reply": revised.reply})  # the first answer's triage, the revised reply
+
+
+def _what_to_change(draft: str, rules: policy.ReplyRules) -> str:
+    length = rules.length(draft)
+    others = [problem for problem in policy.check(draft, rules) if not problem.startswith("Too long")]
+    why = f"It cannot be sent as it is: {' '.join(others)} " if others else ""
+    if length > rules.limit:
+        return why + SHORTEN.format(length=length, limit=rules.limit, platform=rules.platform_label, target=int(rules.limit * 0.85))
+    return why + FIX
+
+
+def _badness(reply: str, rules: policy.ReplyRules) -> tuple[int, int]:
+    """How many rules a reply breaks, then by how many characters it is over the limit."""
+    return len(policy.check(reply, rules)), max(0, rules.length(reply) - rules.limit)

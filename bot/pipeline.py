@@ -265,7 +265,7 @@ def _draft_one(services: Services, conversation_id: int) -> State:
     similar = examples.similar(services.db, services.drafter, services.settings, conversation.text, conversation.platform)
     grounding = ground(services.db, services.drafter, services.settings, conversation, context) if services.drafter else None
     rules = services.rules.draft(conversation, grounding.urls if grounding else None)
-    outcome = make_draft(services.drafter, services.prompts_for(conversation), conversation, services.rules.format(conversation.platform),
+    outcome = make_draft(services.drafter, services.prompts_for(conversation), conversation, rules,
                          examples=similar, context=context, grounding=grounding)
     triage = outcome.triage
     if triage is None:

@@ -71,8 +71,7 @@ class Redrafter:
         if article_id is not None and (grounding is None or grounding.chosen != article_id):
             return RedraftResult(False, "That help article is no longer in the knowledge base; the current draft is unchanged.")
         rules = self.rules.draft(conversation, grounding.urls if grounding else None)
-        messages = build_messages(self.prompts_for(conversation), conversation, self.rules.format(conversation.platform),
-                                  context=context, grounding=grounding)
+        messages = build_messages(self.prompts_for(conversation), conversation, rules, context=context, grounding=grounding)
         current = conversation.draft_text or "(there is no draft yet)"
         # From the team, so trusted: it goes in a system message, after the untrusted mention.
         messages.append({"role": "system", "content": f"The current draft is:\n{current}\n\nWrite a new draft. {instruction}"})

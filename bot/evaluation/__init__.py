@@ -334,7 +334,7 @@ def _draft_and_check(drafter: Drafter, prompts, settings: Settings, mention: Sam
         platform=mention.platform, author_handle=mention.author, author_name=mention.name,
         reason=mention.reason, text=mention.text, parent_text=mention.parent,
     )
-    outcome = make_draft(drafter, prompts, conversation, rules)
+    outcome = make_draft(drafter, prompts, conversation, policy.reply_rules(rules, conversation, settings.brand_allowed_domains))
     if outcome.triage is None:
         result.error = outcome.error
         return result

@@ -69,7 +69,7 @@ from bot.evaluation.knowledge import K, KnowledgeBases, brand_articles, help_lin
 from bot.knowledge.grounding import Grounding, ground
 from bot.llm import Drafter, DraftUnavailable
 from bot.models import Conversation
-from bot.platforms.formats import format_for
+from bot.platforms.formats import PlatformFormat, format_for
 
 SEED = 11
 PLATFORM = "x"  # the conversations happened on X (Twitter)
@@ -403,7 +403,8 @@ def _replay(drafter: Drafter, settings: Settings, prompts: Prompts, brand: Brand
         result.retrieved = [m.url for m in grounding.found]
         result.recall_at_5 = same_article(result.retrieved, result.agent_articles) if result.agent_articles else None
     started = time.monotonic()
-    outcome = make_draft(drafter, prompts, case.conversation, rules, context=case.context, grounding=grounding)
+    reply_rules = _reply_rules(case, rules, settings, grounding)
+    outcome = make_draft(drafter, prompts, case.conversation, reply_rules, context=case.context, grounding=grounding)
     result.seconds = round(time.monotonic() - started, 2)
     triage = outcome.triage
     if triage is None:
@@ -423,15 +424,18 @@ def _replay(drafter: Drafter, settings: Settings, prompts: Prompts, brand: Brand
         result.outcome = "empty"
         return result
     result.outcome, result.draft = "drafted", draft
-    _check(result, draft, case, rules, settings, grounding)
+    _check(result, draft, case, rules, reply_rules, settings)
     return result
 
 
-def _check(result: ReplayResult, draft: str, case: Case, rules, settings: Settings, grounding: Grounding | None = None) -> None:
-    reply_rules = policy.ReplyRules(platform_label=rules.label, limit=rules.limit, length=rules.length,
-                                    author_handle=case.customer, allowed_domains=settings.brand_allowed_domains,
-                                    platform=PLATFORM)
-    reply_rules = policy.with_article_links(reply_rules, grounding.urls if grounding else None)
+def _reply_rules(case: Case, rules: PlatformFormat, settings: Settings, grounding: Grounding | None) -> policy.ReplyRules:
+    """The rules a reply to the customer must meet, as production would check them."""
+    reply_rules = policy.reply_rules(rules, case.conversation, settings.brand_allowed_domains)
+    return policy.with_article_links(reply_rules, grounding.urls if grounding else None)
+
+
+def _check(result: ReplayResult, draft: str, case: Case, rules: PlatformFormat, reply_rules: policy.ReplyRules,
+           settings: Settings) -> None:
     result.problems = policy.check(draft, reply_rules)
     result.checks["policy"] = not result.problems
     result.draft_length = rules.length(strip_handles(draft))

@@ -21,7 +21,7 @@ import openai
 import pytest
 from sqlalchemy import select
 
-from bot import examples, flows
+from bot import examples, flows, policy
 from bot.config import load_settings
 from bot.draft import build_messages, load_prompts, reply_cap
 from bot.evaluation import judge_schema, load_rubric, parse_verdict
@@ -47,7 +47,7 @@ def sample(text: str, handle: str = "alice.test") -> Conversation:
 
 
 def triage_messages(settings, text: str) -> list[dict]:
-    return build_messages(load_prompts(settings), sample(text), format_for("bluesky"))
+    return build_messages(load_prompts(settings), sample(text), policy.reply_rules(format_for("bluesky"), sample(text), ()))
 
 
 def settings_for(env: dict, **overrides):
