@@ -111,6 +111,9 @@ class FakeServer:
                 pass
 
         self._server = _QuietServer(("127.0.0.1", 0), Handler)
+        # accept() must never block: a connection reset between select() and accept() left
+        # serve_forever waiting in accept() for ever under load, and close() (which waits for it) too.
+        self._server.socket.settimeout(0.5)
         self.port = self._server.server_address[1]
         self.base_url = f"http://127.0.0.1:{self.port}"
         # A short poll interval keeps close() (which waits for one poll) fast.
