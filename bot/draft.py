@@ -120,15 +120,14 @@ class DraftOutcome:
 
 SHORTEN = ("Your reply is {length} characters, over the {limit} that {platform} allows. Write it again in at most "
            "{target} characters, keeping what matters most to them. Answer with the same JSON.")
-FIX = "Write it again without these problems, keeping what matters most to them. Answer with the same JSON."
 
 
 def make_draft(drafter: Drafter | None, prompts: Prompts, conversation: Conversation, rules: policy.ReplyRules, *,
                examples: Sequence[ApprovedExample] = (), context: DraftContext | None = None,
                grounding: Grounding | None = None) -> DraftOutcome:
-    """Triage and draft; a reply the output policy refuses (over the platform's limit, a link or an
-    @mention it may not have) is asked for once more with the policy's reasons: small models often
-    miss a rule they were given."""
+    """Triage and draft; a reply over the platform's limit (counted as the platform counts) is
+    asked for once more, shorter: small models often miss a limit they were given. (Asking again
+    for the policy's other problems, @mentions and links, made no difference; EVAL.md.)"""
     if drafter is None:
         return DraftOutcome(None, "No model is configured (set OPENAI_API_KEY or OPENAI_BASE_URL).")
     messages = build_messages(prompts, conversation, rules, examples=examples, context=context, grounding=grounding)
@@ -138,37 +137,24 @@ def make_draft(drafter: Drafter | None, prompts: Prompts, conversation: Conversa
     except DraftUnavailable as error:
         log.warning("conversation %s: no draft: %s", conversation.id, error)
         return DraftOutcome(None, f"No draft: {error}.")
-    if triage.should_reply and policy.check(triage.reply.strip(), rules):
-        triage = _revised(drafter, messages, triage, rules) or triage
+    if triage.should_reply and rules.length(triage.reply.strip()) > rules.limit:
+        triage = _shorter(drafter, messages, triage, rules) or triage
     return DraftOutcome(triage, None)
 
 
-def _revised(drafter: Drafter, messages: list[dict], triage: Triage, rules: policy.ReplyRules) -> Triage | None:
-    """The same answer with a reply that breaks fewer rules (or is less over the limit), or None
-    when the model cannot give one (the first draft then stays, and the policy flags it on the card)."""
-    draft = triage.reply.strip()
+def _shorter(drafter: Drafter, messages: list[dict], triage: Triage, rules: policy.ReplyRules) -> Triage | None:
+    """The same answer with a shorter reply, or None when the model cannot give one (the long
+    draft then stays, and the policy flags it on the card)."""
+    over, limit = rules.length(triage.reply.strip()), rules.limit
     # the draft and the request are ours, so trusted: a system message after the untrusted mention
-    retry = [*messages, {"role": "system", "content": f"Your draft was:\n{draft}\n\n{_what_to_change(draft, rules)}"}]
+    retry = [*messages, {"role": "system", "content": f"Your draft was:\n{triage.reply.strip()}\n\n"
+                         + SHORTEN.format(length=over, limit=limit, platform=rules.platform_label, target=int(limit * 0.85))}]
     try:
         with MODEL_LATENCY.time():
-            revised = drafter.triage(retry, reply_max_chars=reply_cap(rules.limit))
+            shorter = drafter.triage(retry, reply_max_chars=reply_cap(limit))
     except DraftUnavailable as error:
-        log.warning("draft breaks the policy and no better one came: %s", error)
+        log.warning("draft over the limit (%d/%d) and no shorter one: %s", over, limit, error)
         return None
-    if not revised.should_reply or not revised.reply.strip() or _badness(revised.reply.strip(), rules) >= _badness(draft, rules):
+    if not shorter.should_reply or not shorter.reply.strip() or rules.length(shorter.reply.strip()) >= over:
         return None
-    return triage.model_copy(update={"reply": revised.reply})  # the first answer's triage, the revised reply
-
-
-def _what_to_change(draft: str, rules: policy.ReplyRules) -> str:
-    length = rules.length(draft)
-    others = [problem for problem in policy.check(draft, rules) if not problem.startswith("Too long")]
-    why = f"It cannot be sent as it is: {' '.join(others)} " if others else ""
-    if length > rules.limit:
-        return why + SHORTEN.format(length=length, limit=rules.limit, platform=rules.platform_label, target=int(rules.limit * 0.85))
-    return why + FIX
-
-
-def _badness(reply: str, rules: policy.ReplyRules) -> tuple[int, int]:
-    """How many rules a reply breaks, then by how many characters it is over the limit."""
-    return len(policy.check(reply, rules)), max(0, rules.length(reply) - rules.limit)
+    return triage.model_copy(update={"reply": shorter.reply})  # the first answer's triage, the shorter reply

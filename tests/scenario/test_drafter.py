@@ -125,28 +125,11 @@ def test_a_draft_still_too_long_is_kept_and_flagged_after_one_more_try(services,
     assert load(services).draft_text == long.strip() and "Too long for Bluesky" in card_text(slack.last("chat.postMessage"))
 
 
-def test_a_draft_the_policy_refuses_is_asked_for_once_more_with_the_policys_reasons(services, slack, model, bluesky):
-    copied = "@brand.test @bob.test Sorry about that! Export is under Settings > Export, see https://elsewhere.example/help"
-    model.reply_sequence([triage(copied), triage("Sorry about that! Export is under Settings > Export.")])
-    bluesky.post("alice.test", "@brand.test @bob.test how do I export my notes?")
-
-    poll_once(services)
-
-    assert load(services).draft_text == "Sorry about that! Export is under Settings > Export." and load(services).policy_problems == []
-    asked = model.chat_requests()[1]["messages"][-1]
-    assert asked["role"] == "system" and copied in asked["content"]
-    assert "Mentions @bob.test, @brand.test" in asked["content"] and "elsewhere.example" in asked["content"]
-
-
-def test_a_revision_that_breaks_more_rules_is_not_taken(services, slack, model, bluesky):
-    mentions_bob = "@bob.test can help you with exporting your notes."
-    model.reply_sequence([triage(mentions_bob), triage("@bob.test and @carol.test can help, see https://elsewhere.example")])
+def test_a_draft_with_another_policy_problem_takes_one_request(services, slack, model, bluesky):
+    model.reply_with(triage("@bob.test can help you with exporting your notes."))
     bluesky.post("alice.test", "@brand.test how do I export my notes?")
-
     poll_once(services)
-
-    assert len(model.chat_requests()) == 2
-    assert load(services).draft_text == mentions_bob and "Mentions @bob.test" in card_text(slack.last("chat.postMessage"))
+    assert len(model.chat_requests()) == 1 and "Mentions @bob.test" in card_text(slack.last("chat.postMessage"))
 
 
 def test_a_draft_within_the_limit_takes_one_request(services, slack, model, bluesky):
