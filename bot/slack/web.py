@@ -98,8 +98,8 @@ class GunicornServer(BaseApplication):
             "worker_class": "bot.slack.asgi.Worker",
             "timeout": 60,
             "graceful_timeout": 20,
-            # gunicorn 25's control socket (for gunicornc) is unused here; it wrote to ~/.gunicorn
-            # and cost a second at every stop.
+            # gunicorn's control socket (for gunicornc) is unused here; it wrote to ~/.gunicorn
+            # and had to be stopped at every exit.
             "control_socket_disable": True,
             "loglevel": log_level.lower(),
             "logger_class": gunicorn_logger_class(),  # gunicorn's lines in our format (bot/logs.py)
