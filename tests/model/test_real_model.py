@@ -47,7 +47,8 @@ def sample(text: str, handle: str = "alice.test") -> Conversation:
 
 
 def triage_messages(settings, text: str) -> list[dict]:
-    return build_messages(load_prompts(settings), sample(text), policy.reply_rules(format_for("bluesky"), sample(text), ()))
+    mention = sample(text)
+    return build_messages(load_prompts(settings), mention, policy.reply_rules(format_for("bluesky"), mention, ()))
 
 
 def settings_for(env: dict, **overrides):

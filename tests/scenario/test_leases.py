@@ -31,6 +31,12 @@ def _claim(services) -> tuple[str, datetime] | None:
     return (row.state, row.updated_at.replace(tzinfo=None)) if row else None
 
 
+def _drafting(services) -> tuple[str, datetime] | None:
+    """The claim, while the conversation is being drafted."""
+    claim = _claim(services)
+    return claim if claim and claim[0] == State.DRAFTING.value else None
+
+
 def _poller(env, tmp_path):
     run_env = {**{k: v for k, v in os.environ.items() if k != "PORT"}, **env, "POLL_INTERVAL_SECONDS": POLL,
                "OPENAI_TIMEOUT_SECONDS": "120"}
@@ -44,7 +50,7 @@ def test_a_draft_claimed_by_a_process_that_died_is_drafted_again_soon(env, make_
     model.reply_with(triage())
     model.set_delay(60)
     poller = _poller(env, tmp_path)
-    eventually(lambda: (_claim(services) or ("",))[0] == State.DRAFTING.value, timeout=60)
+    eventually(lambda: _drafting(services), timeout=60)
     poller.kill()  # dies with the mention claimed
     poller.wait(10)
     model.set_delay(0)
@@ -62,8 +68,7 @@ def test_a_live_process_keeps_its_claim_past_the_lease_by_renewing_it(make_servi
     model.set_delay(3 * LEASE.total_seconds())  # a slow draft: three leases long
     cycle = threading.Thread(target=poll_once, args=(live,))
     cycle.start()
-    state, claimed_at = eventually(lambda: _claim(services) if (_claim(services) or ("",))[0] == State.DRAFTING.value else None,
-                                   timeout=30)
+    _, claimed_at = eventually(lambda: _drafting(services), timeout=30)
 
     # Only a renewal keeps the claim once the lease has run out: wait until one has.
     eventually(lambda: _claim(services)[1] > claimed_at + LEASE, timeout=30)
