@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 _started: list[subprocess.Popen] = []
+_expected: list = []  # how to stop each process meant to run as long as the tests (tests/cli's zygote)
 _original_init = subprocess.Popen.__init__
 
 
@@ -14,12 +15,21 @@ def _tracking_init(self, *args, **kwargs) -> None:
     _started.append(self)
 
 
+def expect(process: subprocess.Popen, stop) -> None:
+    """``process`` serves the whole test run; ``stop()`` ends it when the run ends."""
+    if process in _started:
+        _started.remove(process)
+    _expected.append(stop)
+
+
 def pytest_configure(config) -> None:
     subprocess.Popen.__init__ = _tracking_init
 
 
 def pytest_unconfigure(config) -> None:
     subprocess.Popen.__init__ = _original_init
+    for stop in _expected:
+        stop()
     left = [p for p in _started if p.poll() is None]
     for process in left:
         process.terminate()

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 from datetime import timedelta
 
 from sqlalchemy import update
@@ -14,6 +13,7 @@ from sqlalchemy import update
 from bot import flows
 from bot.models import AuditEvent, Burst, Conversation, State, utcnow
 from bot.pipeline import poll_once
+from tests.cli import CliPopen
 from tests.conftest import triage
 from tests.scenario.test_bursts import outage
 from tests.support import carded_mention, load
@@ -137,7 +137,7 @@ def test_a_burst_card_whose_answer_was_lost_is_found_not_posted_twice(services, 
 
 
 def run_poller(env: dict, cwd) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "bot", "poll", "--once"], env={**os.environ, **env}, cwd=cwd,
+    return CliPopen(["poll", "--once"], env={**os.environ, **env}, cwd=cwd,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 

@@ -5,7 +5,6 @@ import json
 import os
 import socket
 import subprocess
-import sys
 import time
 import urllib.request
 
@@ -13,14 +12,15 @@ import pytest
 
 from bot.slack.payloads import ActionId
 from bot.models import State
+from tests.cli import CliPopen, run as run_conversant
 from tests.conftest import eventually, triage
 from tests.support import carded_mention, click, load
 
 
 def conversant(*args: str, env: dict | None = None, cwd=None, timeout: float = 60) -> subprocess.CompletedProcess:
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "OPENAI_", "BLUESKY_", "BRAND_", "DATABASE_URL"))}
-    return subprocess.run(
-        [sys.executable, "-m", "bot", *args], env={**clean, **(env or {})}, cwd=cwd,
+    return run_conversant(
+        [*args], env={**clean, **(env or {})}, cwd=cwd,
         capture_output=True, text=True, timeout=timeout,
     )
 
@@ -126,7 +126,7 @@ def test_web_serves_slack_and_health_with_gunicorn(env, tmp_path, services, slac
     conv = carded_mention(services, bluesky, model)
     port = _free_port()
     clean = {k: v for k, v in os.environ.items() if k != "PORT"}
-    server = subprocess.Popen([sys.executable, "-m", "bot", "web", "--port", str(port)], env={**clean, **env}, cwd=tmp_path,
+    server = CliPopen(["web", "--port", str(port)], env={**clean, **env}, cwd=tmp_path,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     base = f"http://127.0.0.1:{port}"
     try:

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 
 from sqlalchemy import func, select
 
 from bot.models import Burst, Conversation
+from tests.cli import CliPopen
 from tests.conftest import eventually
 from tests.scenario.test_bursts import PEOPLE, outage
 
@@ -25,10 +25,9 @@ def test_three_pollers_and_two_workers_meet_a_burst_without_crashing(env, servic
     run_env = {**{k: v for k, v in os.environ.items() if k != "PORT"}, **env, "POLL_INTERVAL_SECONDS": "5",
                "LOG_LEVEL": "INFO"}
     logs = [open(tmp_path / f"process{i}.log", "w+") for i in range(POLLERS + WORKERS)]
-    command = [sys.executable, "-m", "bot"]
-    workers = [subprocess.Popen(command + ["worker"], env=run_env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
+    workers = [CliPopen(["worker"], env=run_env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
                for log in logs[POLLERS:]]
-    pollers = [subprocess.Popen(command + ["poll", "--once"], env=run_env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
+    pollers = [CliPopen(["poll", "--once"], env=run_env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
                for log in logs[:POLLERS]]
     try:
         codes = [p.wait(timeout=120) for p in pollers]

@@ -5,8 +5,6 @@ import io
 import itertools
 import json
 import os
-import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -15,6 +13,7 @@ from PIL import Image
 from bot.jobs.digest import send_digest
 from bot.stats import build_digest, percentile
 from bot.models import Conversation, State, set_pause
+from tests.cli import run as run_conversant
 from tests.conftest import SIGNING_SECRET, eventually
 from tests.fakes.slack_requests import post_signed, slash_command_body
 
@@ -206,7 +205,7 @@ def test_percentiles_are_nearest_rank():
 def test_digest_now_from_the_command_line(env, tmp_path, services, slack):
     add(services, posted=datetime.now(UTC) - 2 * H, state=State.CARDED)
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "DATABASE_URL"))}
-    result = subprocess.run([sys.executable, "-m", "bot", "digest", "--now"], env={**clean, **env, "SLACK_DIGEST_CHANNEL": "C_DIGEST"},
+    result = run_conversant(["digest", "--now"], env={**clean, **env, "SLACK_DIGEST_CHANNEL": "C_DIGEST"},
                             cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "conversant: digest posted to C_DIGEST with its chart: 1 missed"

@@ -6,7 +6,6 @@ import dataclasses
 import json
 import os
 import subprocess
-import sys
 from collections import Counter
 
 import pytest
@@ -24,6 +23,7 @@ from bot.evaluation.replay import (
     run_replay,
     select,
 )
+from tests.cli import run as run_conversant
 from tests.conftest import triage
 
 CONVERSATIONS = load_conversations(default_conversations())
@@ -48,7 +48,7 @@ def settings(model):
 
 def conversant(*args: str, env: dict, cwd) -> subprocess.CompletedProcess:
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "OPENAI_", "BLUESKY_", "BRAND_", "DATABASE_URL"))}
-    return subprocess.run([sys.executable, "-m", "bot", *args], env={**clean, **env}, cwd=cwd,
+    return run_conversant([*args], env={**clean, **env}, cwd=cwd,
                           capture_output=True, text=True, timeout=120)
 
 

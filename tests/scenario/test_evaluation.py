@@ -5,7 +5,6 @@ import json
 import os
 import re
 import subprocess
-import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -14,6 +13,7 @@ import pytest
 from bot import evaluation
 from bot.config import load_settings
 from bot.evaluation import SampleMention, addresses_author, detect_language, format_table, hype, load_file, run_eval
+from tests.cli import run as run_conversant
 from tests.conftest import triage
 
 SAMPLE_SET = Path(__file__).resolve().parents[2] / "bot" / "demo" / "eval_mentions.json"
@@ -81,7 +81,7 @@ def settings(model):
 
 def conversant(*args: str, env: dict, cwd) -> subprocess.CompletedProcess:
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "OPENAI_", "BLUESKY_", "BRAND_", "DATABASE_URL"))}
-    return subprocess.run([sys.executable, "-m", "bot", *args], env={**clean, **env}, cwd=cwd,
+    return run_conversant([*args], env={**clean, **env}, cwd=cwd,
                           capture_output=True, text=True, timeout=120)
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -16,6 +15,7 @@ from bot import decision
 from bot.slack.payloads import ActionId
 from bot.models import Conversation, State, utcnow
 from bot.pipeline import poll_once
+from tests.cli import CliPopen
 from tests.conftest import eventually, triage
 from tests.fakes.bluesky_pds import FakeBluesky
 from tests.fakes.http import Response
@@ -25,8 +25,8 @@ CREATE = "/xrpc/com.atproto.repo.createRecord"
 
 
 def run_cli(env: dict, cwd, *args: str) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "bot", *args],
+    return CliPopen(
+        [*args],
         env={**os.environ, **env}, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
 

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import threading
 from datetime import datetime, timedelta
 
@@ -13,6 +12,7 @@ from sqlalchemy import select
 from bot import leases
 from bot.models import Conversation, State
 from bot.pipeline import poll_once
+from tests.cli import CliPopen
 from tests.conftest import eventually, triage
 from tests.support import load
 
@@ -40,7 +40,7 @@ def _drafting(services) -> tuple[str, datetime] | None:
 def _poller(env, tmp_path):
     run_env = {**{k: v for k, v in os.environ.items() if k != "PORT"}, **env, "POLL_INTERVAL_SECONDS": POLL,
                "OPENAI_TIMEOUT_SECONDS": "120"}
-    return subprocess.Popen([sys.executable, "-m", "bot", "poll", "--once"], env=run_env, cwd=tmp_path,
+    return CliPopen(["poll", "--once"], env=run_env, cwd=tmp_path,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 

@@ -6,10 +6,10 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import urllib.error
 import urllib.request
 
+from tests.cli import CliPopen
 from tests.conftest import eventually, triage
 from tests.scenario.test_socket_mode import FakeSocketMode
 
@@ -17,7 +17,7 @@ from tests.scenario.test_socket_mode import FakeSocketMode
 def _start(args: list[str], env: dict, tmp_path) -> tuple[subprocess.Popen, object]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "PORT", "LOG_"))}
     log = tmp_path / f"{args[0]}.log"
-    process = subprocess.Popen([sys.executable, "-m", "bot", *args], env={**clean, **env}, cwd=tmp_path,
+    process = CliPopen([*args], env={**clean, **env}, cwd=tmp_path,
                                stdout=log.open("w"), stderr=subprocess.STDOUT)
     return process, log
 

@@ -5,18 +5,19 @@ import io
 import json
 import logging
 import os
-import subprocess
 import sys
+import subprocess
 
 import pytest
 
 from bot.config import ConfigError, load_settings
 from bot.logs import configure_logging
+from tests.cli import run as run_conversant
 
 
 def conversant(*args: str, env: dict, cwd) -> subprocess.CompletedProcess:
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "OPENAI_", "BLUESKY_", "BRAND_", "LOG_"))}
-    return subprocess.run([sys.executable, "-m", "bot", *args], env={**clean, **env}, cwd=cwd,
+    return run_conversant([*args], env={**clean, **env}, cwd=cwd,
                           capture_output=True, text=True, timeout=120)
 
 

@@ -9,7 +9,6 @@ import json
 import os
 import re
 import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, urlencode
 from zoneinfo import ZoneInfo
@@ -22,6 +21,7 @@ from bot.slack.payloads import ActionId, conversation_value
 from bot.jobs.nudges import nudge_once
 from bot.models import Conversation, State
 from bot.pipeline import poll_once
+from tests.cli import CliPopen
 from tests.conftest import SIGNING_SECRET, eventually, serve_web, triage
 from tests.fakes.slack_requests import block_actions_body, post_signed
 from tests.support import card_text, carded_mention, click, load
@@ -240,7 +240,7 @@ def test_a_nudge_slack_refuses_is_tried_again_next_pass(make_services, slack, mo
 
 def conversant(env: dict, cwd, *args: str) -> subprocess.Popen:
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "OPENAI_", "BLUESKY_", "BRAND_", "DATABASE_URL"))}
-    return subprocess.Popen([sys.executable, "-m", "bot", *args], env={**clean, **env}, cwd=cwd,
+    return CliPopen([*args], env={**clean, **env}, cwd=cwd,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 

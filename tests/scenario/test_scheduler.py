@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import threading
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -21,6 +20,7 @@ from bot.jobs.leader import Leadership
 from bot.jobs.scheduler import Job, build_scheduler, digest_trigger, guarded
 from bot.models import AppState
 from bot.slack.publish import CardPublishError
+from tests.cli import CliPopen
 from tests.conftest import eventually
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -188,7 +188,7 @@ def test_two_worker_processes_on_postgresql_run_the_jobs_once(env, tmp_path, dat
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "OPENAI_", "BLUESKY_", "BRAND_", "DATABASE_URL"))}
     logs = [tmp_path / f"worker{i}.log" for i in range(2)]
     workers = [
-        subprocess.Popen([sys.executable, "-m", "bot", "worker"], env={**clean, **env, "POLL_INTERVAL_SECONDS": "3600"},
+        CliPopen(["worker"], env={**clean, **env, "POLL_INTERVAL_SECONDS": "3600"},
                          cwd=tmp_path, stdout=log.open("w"), stderr=subprocess.STDOUT)
         for log in logs
     ]

@@ -5,7 +5,6 @@ import json
 import os
 import queue
 import subprocess
-import sys
 import threading
 from urllib.parse import parse_qs
 
@@ -13,6 +12,7 @@ from websockets.sync.server import serve
 
 from bot.slack.payloads import ActionId, conversation_value
 from bot.models import State
+from tests.cli import CliPopen
 from tests.conftest import eventually, triage
 from tests.fakes.slack_requests import block_actions_body
 from tests.support import load
@@ -59,8 +59,8 @@ def test_run_polls_on_start_and_takes_clicks_over_the_socket(env, tmp_path, serv
     bluesky.post("alice.test", "@brand.test does the socket work?")
     model.reply_with(triage("It does! What are you building?"))
     clean = {k: v for k, v in os.environ.items() if not k.startswith("SLACK_")}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "bot", "run"],
+    process = CliPopen(
+        ["run"],
         env={**clean, **env, "SLACK_APP_TOKEN": "xapp-1-test", "POLL_INTERVAL_SECONDS": "3600"},
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )

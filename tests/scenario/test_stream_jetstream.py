@@ -5,7 +5,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 from contextlib import contextmanager
 from datetime import timedelta
 
@@ -20,6 +19,7 @@ from bot.platforms.base import MentionGone
 from bot.platforms.streams.jetstream import REWIND_US
 from bot.platforms.streams.registry import enabled_streams
 from bot.streaming import Carder, StreamRunner, read_states
+from tests.cli import CliPopen
 from tests.conftest import eventually, serve_web, triage
 from tests.fakes.jetstream import FakeJetstream
 from tests.support import card_text, click
@@ -228,7 +228,7 @@ def test_the_worker_streams_and_a_worker_killed_mid_flow_neither_misses_nor_repe
                   "BLUESKY_STREAM": "jetstream", "BLUESKY_JETSTREAM_URL": jetstream.url, "POLL_INTERVAL_SECONDS": "3600"}
 
     def start():
-        return subprocess.Popen([sys.executable, "-m", "bot", "worker"], env=worker_env, cwd=tmp_path,
+        return CliPopen(["worker"], env=worker_env, cwd=tmp_path,
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
     worker = start()

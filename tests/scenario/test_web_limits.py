@@ -6,7 +6,6 @@ import json
 import os
 import socket
 import subprocess
-import sys
 import urllib.request
 
 import pytest
@@ -14,6 +13,7 @@ import pytest
 from bot.slack.payloads import ActionId
 from bot.models import State
 from bot.slack.asgi import MAX_BODY_BYTES, READ_SECONDS
+from tests.cli import CliPopen
 from tests.conftest import eventually
 from tests.support import carded_mention, click, load
 
@@ -36,7 +36,7 @@ def _free_port() -> int:
 def web_process(env, tmp_path):
     port = _free_port()
     clean = {k: v for k, v in os.environ.items() if k != "PORT"}
-    server = subprocess.Popen([sys.executable, "-m", "bot", "web", "--port", str(port)], env={**clean, **env},
+    server = CliPopen(["web", "--port", str(port)], env={**clean, **env},
                               cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=open(tmp_path / "web.log", "wb"))
     base = f"http://127.0.0.1:{port}"
     try:
