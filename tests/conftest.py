@@ -85,6 +85,11 @@ def postgres_url():
 TABLES = ", ".join(t.name for t in Base.metadata.sorted_tables)
 
 
+# For a behaviour the database takes no part in (an HTTP deadline, a socket, a server that is down):
+# run it once, on SQLite, instead of once per database.
+DATABASE_PLAYS_NO_PART = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request, tmp_path) -> str:
     """Each test that uses it runs twice: on a fresh SQLite file and on PostgreSQL, both migrated

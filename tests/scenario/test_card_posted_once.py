@@ -138,7 +138,7 @@ def test_a_burst_card_whose_answer_was_lost_is_found_not_posted_twice(services, 
 
 def run_poller(env: dict, cwd) -> subprocess.Popen:
     return CliPopen(["poll", "--once"], env={**os.environ, **env}, cwd=cwd,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
 def test_a_crash_after_the_post_and_before_the_commit_leaves_one_card_after_a_restart(env, services, slack, model, bluesky, tmp_path):

@@ -20,7 +20,7 @@ from tests.support import carded_mention, click, load
 def conversant(*args: str, env: dict | None = None, cwd=None, timeout: float = 60) -> subprocess.CompletedProcess:
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "OPENAI_", "BLUESKY_", "BRAND_", "DATABASE_URL"))}
     return run_conversant(
-        [*args], env={**clean, **(env or {})}, cwd=cwd,
+        args, env={**clean, **(env or {})}, cwd=cwd,
         capture_output=True, text=True, timeout=timeout,
     )
 
@@ -127,7 +127,7 @@ def test_web_serves_slack_and_health_with_gunicorn(env, tmp_path, services, slac
     port = _free_port()
     clean = {k: v for k, v in os.environ.items() if k != "PORT"}
     server = CliPopen(["web", "--port", str(port)], env={**clean, **env}, cwd=tmp_path,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     base = f"http://127.0.0.1:{port}"
     try:
         def healthy():

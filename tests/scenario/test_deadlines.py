@@ -14,6 +14,7 @@ from bot.platforms.mastodon import MastodonPlatform
 from bot.platforms.reddit import RedditPlatform
 from bot.platforms.x import XPlatform
 from bot.slack.publish import make_client
+from tests.conftest import DATABASE_PLAYS_NO_PART
 from tests.fakes.trickle import TrickleServer
 
 DEADLINE = 1.0
@@ -71,6 +72,7 @@ def test_slack_that_trickles_fails_the_call_as_a_network_error(trickle):
     assert isinstance(outcome.get("error"), DeadlineExceeded) and isinstance(outcome["error"], OSError), outcome
 
 
+@DATABASE_PLAYS_NO_PART
 def test_poll_once_ends_and_reports_the_platform_that_trickles(make_services, trickle):
     services = make_services(BLUESKY_PDS_URL=trickle.url)
     services.platforms["bluesky"].call_deadline = DEADLINE

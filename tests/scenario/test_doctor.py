@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from bot.config import load_settings
 from bot.doctor import run_doctor
-from tests.conftest import triage
+from tests.conftest import DATABASE_PLAYS_NO_PART, triage
 
 
 def doctor(env: dict) -> tuple[int, list[str]]:
@@ -44,6 +44,7 @@ def test_a_broken_setup_gets_every_problem_in_one_run_one_line_each(env, slack, 
     assert "wrong-password" not in text
 
 
+@DATABASE_PLAYS_NO_PART
 def test_unreachable_servers_are_said_plainly(env, tmp_path):
     code, lines = doctor({**env, "DATABASE_URL": "postgresql://conversant:hunter22@127.0.0.1:9/nowhere",
                           "SLACK_API_URL": "http://127.0.0.1:9/api/", "SLACK_APP_TOKEN": "xapp-1-test"})

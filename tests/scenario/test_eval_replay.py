@@ -48,7 +48,7 @@ def settings(model):
 
 def conversant(*args: str, env: dict, cwd) -> subprocess.CompletedProcess:
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "OPENAI_", "BLUESKY_", "BRAND_", "DATABASE_URL"))}
-    return run_conversant([*args], env={**clean, **env}, cwd=cwd,
+    return run_conversant(args, env={**clean, **env}, cwd=cwd,
                           capture_output=True, text=True, timeout=120)
 
 

@@ -26,7 +26,7 @@ CREATE = "/xrpc/com.atproto.repo.createRecord"
 
 def run_cli(env: dict, cwd, *args: str) -> subprocess.Popen:
     return CliPopen(
-        [*args],
+        args,
         env={**os.environ, **env}, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
 

@@ -41,7 +41,7 @@ def _poller(env, tmp_path):
     run_env = {**{k: v for k, v in os.environ.items() if k != "PORT"}, **env, "POLL_INTERVAL_SECONDS": POLL,
                "OPENAI_TIMEOUT_SECONDS": "120"}
     return CliPopen(["poll", "--once"], env=run_env, cwd=tmp_path,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def test_a_draft_claimed_by_a_process_that_died_is_drafted_again_soon(env, make_services, model, bluesky, slack, tmp_path):

@@ -17,8 +17,8 @@ from tests.scenario.test_socket_mode import FakeSocketMode
 def _start(args: list[str], env: dict, tmp_path) -> tuple[subprocess.Popen, object]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "PORT", "LOG_"))}
     log = tmp_path / f"{args[0]}.log"
-    process = CliPopen([*args], env={**clean, **env}, cwd=tmp_path,
-                               stdout=log.open("w"), stderr=subprocess.STDOUT)
+    process = CliPopen(args, env={**clean, **env}, cwd=tmp_path,
+                       stdout=log.open("w"), stderr=subprocess.STDOUT)
     return process, log
 
 

@@ -240,8 +240,8 @@ def test_a_nudge_slack_refuses_is_tried_again_next_pass(make_services, slack, mo
 
 def conversant(env: dict, cwd, *args: str) -> subprocess.Popen:
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "OPENAI_", "BLUESKY_", "BRAND_", "DATABASE_URL"))}
-    return CliPopen([*args], env={**clean, **env}, cwd=cwd,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return CliPopen(args, env={**clean, **env}, cwd=cwd,
+                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)  # many processes share PostgreSQL

@@ -189,7 +189,7 @@ def test_two_worker_processes_on_postgresql_run_the_jobs_once(env, tmp_path, dat
     logs = [tmp_path / f"worker{i}.log" for i in range(2)]
     workers = [
         CliPopen(["worker"], env={**clean, **env, "POLL_INTERVAL_SECONDS": "3600"},
-                         cwd=tmp_path, stdout=log.open("w"), stderr=subprocess.STDOUT)
+                 cwd=tmp_path, stdout=log.open("w"), stderr=subprocess.STDOUT)
         for log in logs
     ]
     try:

@@ -13,7 +13,7 @@ from websockets.sync.server import serve
 from bot.slack.payloads import ActionId, conversation_value
 from bot.models import State
 from tests.cli import CliPopen
-from tests.conftest import eventually, triage
+from tests.conftest import DATABASE_PLAYS_NO_PART, eventually, triage
 from tests.fakes.slack_requests import block_actions_body
 from tests.support import load
 
@@ -94,6 +94,7 @@ def _block_action_payload(conv) -> dict:
     return json.loads(parse_qs(body)["payload"][0])
 
 
+@DATABASE_PLAYS_NO_PART
 def test_closing_the_socket_ends_even_when_the_receive_loop_missed_the_stop_flag(services, slack):
     """slack_sdk's receive loop clears `terminated` when it starts a pass; under load a pass could
     start just after close() set it, close() then waited forever and `conversant run` ignored

@@ -229,7 +229,7 @@ def test_the_worker_streams_and_a_worker_killed_mid_flow_neither_misses_nor_repe
 
     def start():
         return CliPopen(["worker"], env=worker_env, cwd=tmp_path,
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
     worker = start()
     try:

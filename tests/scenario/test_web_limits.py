@@ -14,8 +14,10 @@ from bot.slack.payloads import ActionId
 from bot.models import State
 from bot.slack.asgi import MAX_BODY_BYTES, READ_SECONDS
 from tests.cli import CliPopen
-from tests.conftest import eventually
+from tests.conftest import DATABASE_PLAYS_NO_PART, eventually
 from tests.support import carded_mention, click, load
+
+pytestmark = DATABASE_PLAYS_NO_PART  # the HTTP layer's limits, before any database work
 
 STALLS = {
     # headers complete, a body promised and never sent
@@ -37,7 +39,7 @@ def web_process(env, tmp_path):
     port = _free_port()
     clean = {k: v for k, v in os.environ.items() if k != "PORT"}
     server = CliPopen(["web", "--port", str(port)], env={**clean, **env},
-                              cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=open(tmp_path / "web.log", "wb"))
+                      cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=open(tmp_path / "web.log", "wb"))
     base = f"http://127.0.0.1:{port}"
     try:
         eventually(lambda: _health(base, timeout=1) == 200, timeout=30)
