@@ -12,6 +12,8 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -45,12 +47,24 @@ def render_chart(digest: Digest) -> bytes:
     return draw(chart_data(digest))
 
 
-def render_chart_in_child(digest: Digest) -> bytes:
-    """The same PNG drawn in a short-lived process: matplotlib is ~50 MB that the
-    worker would otherwise keep for the rest of its life, for a chart a day."""
-    context = multiprocessing.get_context("spawn")
-    with context.Pool(1) as pool:
+@contextmanager
+def charts_drawn_in_child() -> Iterator[Callable[[Digest], bytes]]:
+    """Draws the PNGs of one digest run (one per channel) in one short-lived process, started
+    at the first chart: matplotlib is ~50 MB that the worker would otherwise keep for the rest
+    of its life, for a few charts a day, and starting it costs about a second each time."""
+    pool = None
+
+    def draw_in_child(digest: Digest) -> bytes:
+        nonlocal pool
+        if pool is None:
+            pool = multiprocessing.get_context("spawn").Pool(1)
         return pool.apply(draw, (chart_data(digest),))
+
+    try:
+        yield draw_in_child
+    finally:
+        if pool is not None:
+            pool.terminate()
 
 
 def chart_data(digest: Digest) -> ChartData:
@@ -80,12 +94,13 @@ def send_digest(services: Services, *, end: datetime | None = None) -> DigestRes
     upload is logged and the digest stands without it.
     """
     end = end or utcnow()
-    result = _send_one(services, end, services.settings.digest_channel, routed=None)
-    for channel in routed_channels(services):
-        try:
-            _send_one(services, end, channel, routed=channel)
-        except Exception:  # noqa: BLE001 - one team's channel refusing its digest must not stop the others'
-            log.exception("the digest of the conversations routed to %s was not posted", channel)
+    with charts_drawn_in_child() as draw_chart:
+        result = _send_one(services, end, services.settings.digest_channel, draw_chart, routed=None)
+        for channel in routed_channels(services):
+            try:
+                _send_one(services, end, channel, draw_chart, routed=channel)
+            except Exception:  # noqa: BLE001 - one team's channel refusing its digest must not stop the others'
+                log.exception("the digest of the conversations routed to %s was not posted", channel)
     return result
 
 
@@ -98,7 +113,8 @@ def routed_channels(services: Services) -> list[str]:
     return [c for c in dict.fromkeys(channels) if c not in lead] if settings.accounts_file else []
 
 
-def _send_one(services: Services, end: datetime, channel: str | None, *, routed: str | None) -> DigestResult:
+def _send_one(services: Services, end: datetime, channel: str | None, draw_chart: Callable[[Digest], bytes], *,
+              routed: str | None) -> DigestResult:
     started = time.perf_counter()
     digest = build_digest(services.db, services.settings, end=end, channel=routed)
     message = digest_message(services, digest)
@@ -107,17 +123,17 @@ def _send_one(services: Services, end: datetime, channel: str | None, *, routed:
             {"type": "mrkdwn", "text": f"The conversations routed to <#{routed}> only; the full digest goes to the lead's channel."}]})
     seconds = time.perf_counter() - started
     channel, ts = services.publisher.post(message, channel=channel)
-    file_id = _upload_chart(services, channel, digest)
+    file_id = _upload_chart(services, channel, digest, draw_chart)
     log.info("digest for %s posted to %s (%d missed, figures in %.2fs)", digest.local_date, channel, len(digest.figures.missed), seconds)
     return DigestResult(channel, ts, file_id, len(digest.figures.missed), seconds)
 
 
-def _upload_chart(services: Services, channel: str, digest: Digest) -> str | None:
+def _upload_chart(services: Services, channel: str, digest: Digest, draw_chart: Callable[[Digest], bytes]) -> str | None:
     client = services.slack_client
     if client is None:
         return None
     try:
-        png = render_chart_in_child(digest)
+        png = draw_chart(digest)
         response = client.files_upload_v2(
             channel=channel, file=png, filename=f"conversant-digest-{digest.local_date}.png",
             title=f"Conversant digest chart, {digest.local_date:%d %b %Y}",

@@ -224,6 +224,8 @@ def test_nudges_escalations_and_digests_follow_the_routes(brand, bluesky, slack,
     digests = {call["channel"]: card_text(call) for call in slack.calls_to("chat.postMessage")
                if call.get("text", "").startswith("Conversant digest")}
     assert set(digests) == {"C_LEAD", "C_SUPPORT", "C_PRESS", "C_DACH", "C_SOCIAL", "C_HELP"}
+    charts = [chart["channel_id"] for chart in slack.files.values()]
+    assert sorted(charts) == sorted(digests) and all(chart["size"] > 1000 for chart in slack.files.values())  # each its PNG
     assert "routed to <#C_SUPPORT>" in digests["C_SUPPORT"] and "routed to" not in digests["C_LEAD"]
     assert "Received*\\n2" in digests["C_LEAD"] and "Received*\\n1" in digests["C_SUPPORT"]
     assert "Received*\\n0" in digests["C_PRESS"]
