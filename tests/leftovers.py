@@ -28,8 +28,6 @@ def pytest_configure(config) -> None:
 
 def pytest_unconfigure(config) -> None:
     subprocess.Popen.__init__ = _original_init
-    for stop in _expected:
-        stop()
     left = [p for p in _started if p.poll() is None]
     for process in left:
         process.terminate()
@@ -41,3 +39,5 @@ def pytest_unconfigure(config) -> None:
     if left:
         names = "; ".join(" ".join(map(str, p.args if isinstance(p.args, list) else [p.args]))[:120] for p in left)
         print(f"\ntests left {len(left)} process(es) running; stopped them: {names}", file=sys.stderr)
+    for stop in _expected:  # after the check above, so a process a test left behind is still named
+        stop()

@@ -31,6 +31,7 @@ class CliPopen(subprocess.Popen):
                              pass_fds=(pid_write,), **kwargs)
         finally:
             os.close(pid_write)
+        self.args = ["conversant", *args]  # what a failure or a left-over process is named by
         self._pid_pipe = pid_read
         self._conversant_pid: int | None = None
 
