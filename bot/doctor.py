@@ -74,7 +74,7 @@ def run_doctor(settings: Settings, out: Callable[[str], None] = print) -> int:
         if failures == before:
             _private_replies(platform, name, out)
     platforms = brand.first_of_each_platform()
-    _streams(settings, platforms, report)
+    _streams(settings, brand, report)
     if not platforms and not platform_config_failed:
         report("platforms", _raise("no platform is enabled: set the credentials of Bluesky, Mastodon, X or Reddit (see .env.example)"))
     if settings.openai_embedding_model:
@@ -83,12 +83,12 @@ def run_doctor(settings: Settings, out: Callable[[str], None] = print) -> int:
     return 1 if failures else 0
 
 
-def _streams(settings: Settings, platforms: dict, report) -> None:
+def _streams(settings: Settings, brand: Brand, report) -> None:
     """Each stream's endpoint answers (polling works without them, but mentions then wait for the cycle)."""
-    from bot.platforms.streams.registry import enabled_streams
+    from bot.platforms.streams.registry import account_streams
 
-    for stream in enabled_streams(settings, platforms):
-        report(f"{platforms[stream.platform].label} stream ({stream.source})", stream.check)
+    for account, stream in account_streams(settings, brand):
+        report(f"{brand.label(account)} stream ({stream.source})", stream.check)
 
 
 def _quiet_libraries() -> None:

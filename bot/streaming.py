@@ -26,6 +26,7 @@ import zlib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from bot.accounts import Account
 from bot.ingest import ingest, insert_mentions, load_cursors, save_cursors
 from bot.jobs.leader import LOCK_KEY, Leadership
 from bot.models import AppState, get_pause, utcnow
@@ -47,8 +48,9 @@ def feed_name(stream: MentionStream) -> str:
     return f"stream:{stream.source}"
 
 
-def status_key(platform: str) -> str:
-    return f"stream:{platform}"
+def status_key(account: str) -> str:
+    """Where a stream's state is kept: by account id (the platform's name when it has one account)."""
+    return f"stream:{account}"
 
 
 @dataclass
@@ -70,7 +72,7 @@ class StreamState:
 
 
 def read_states(services: Services) -> dict[str, StreamState]:
-    """Each streaming platform's state, by platform name."""
+    """Each stream's state, by account id (the platform's name when it has one account)."""
     from sqlalchemy import select
 
     with services.db.session() as session:
@@ -139,18 +141,18 @@ def card_waiting(services: Services) -> None:
 class StreamRunner:
     """Consume one stream for as long as the process runs (see the module's docstring)."""
 
-    def __init__(self, services: Services, stream: MentionStream, *, on_new=None, leadership: Leadership | None = None,
-                 backoff: tuple[float, ...] = BACKOFF) -> None:
+    def __init__(self, services: Services, stream: MentionStream, *, account: Account | None = None, on_new=None,
+                 leadership: Leadership | None = None, backoff: tuple[float, ...] = BACKOFF) -> None:
         self.services, self.stream = services, stream
-        self.platform = services.platforms[stream.platform]
-        # A stream follows the platform's first account; polling reads every account.
         self.siblings = services.brand.on(stream.platform)
-        self.account = next(iter(self.siblings), None)
-        self.key = self.account.id if self.account else self.platform.name  # its cursors and status
+        self.account = account or next(iter(self.siblings), None)  # whose mentions it reads: the platform's first by default
+        self.key = self.account.id if self.account else stream.platform  # its cursors, status and lock
+        self.platform = services.brand.adapters.get(self.key) or services.platforms[stream.platform]
+        self.label = services.brand.label(self.account) if self.account else self.platform.label
         self.feed = feed_name(stream)
         self.on_new = on_new or (lambda: None)
-        self.leadership = leadership or Leadership(services.db, key=stream_lock_key(stream),
-                                                    what=f"consumes the {stream.platform} {stream.source} stream")
+        self.leadership = leadership or Leadership(services.db, key=stream_lock_key(self.key, stream),
+                                                    what=f"consumes the {self.label} {stream.source} stream")
         self.backoff = backoff
         self.state = StreamState(source=stream.source)
         self.gap_polls = 0  # polling passes run for gaps the stream could not replay
@@ -158,11 +160,11 @@ class StreamRunner:
         self._failures = 0
         self._told_down = False
         self._status_written = 0.0
-        self._thread = threading.Thread(target=self._loop, name=f"stream-{stream.source}", daemon=True)
+        self._thread = threading.Thread(target=self._loop, name=f"stream-{self.key}-{stream.source}", daemon=True)
 
     def start(self) -> "StreamRunner":
         self._thread.start()
-        threading.Thread(target=self._heartbeat, name=f"stream-{self.stream.source}-state", daemon=True).start()
+        threading.Thread(target=self._heartbeat, name=f"stream-{self.key}-{self.stream.source}-state", daemon=True).start()
         return self
 
     def _heartbeat(self) -> None:
@@ -215,9 +217,9 @@ class StreamRunner:
                             account=self.account, siblings=self.siblings)
         except PlatformError as error:
             log.warning("%s: the polling pass for the gap failed (%s); the poll cycle tries again", self.platform.name, error)
-            record_platform_status(self.services, self.platform.label, self.key, error)
+            record_platform_status(self.services, self.label, self.key, error)
             return
-        record_platform_status(self.services, self.platform.label, self.key, report.errors[0] if report.errors else None)
+        record_platform_status(self.services, self.label, self.key, report.errors[0] if report.errors else None)
         self.gap_polls += 1
         if report.new:
             self.on_new()
@@ -248,14 +250,14 @@ class StreamRunner:
         self._set_state("polling")
         if self._failures >= DOWN_NOTICE_AFTER and not self._told_down:
             self._told_down = self._notice(
-                f":warning: {self.platform.label}: the {self.stream.source} stream is down ({message}). "
+                f":warning: {self.label}: the {self.stream.source} stream is down ({message}). "
                 f"Conversant polls every {self.services.settings.poll_interval_seconds} s meanwhile and reconnects by itself."
             )
         self._stop.wait(self.backoff[min(self._failures, len(self.backoff)) - 1])
 
     def _recovered(self) -> None:
         if self._told_down:
-            self._notice(f":white_check_mark: {self.platform.label}: the {self.stream.source} stream is back; mentions are carded as they arrive.")
+            self._notice(f":white_check_mark: {self.label}: the {self.stream.source} stream is back; mentions are carded as they arrive.")
         self._failures, self._told_down, self.state.error = 0, False, None
         self._set_state("streaming")
 
@@ -280,9 +282,9 @@ class StreamRunner:
         value = json.dumps(self.state.__dict__)
         try:
             with self.services.db.session() as session:
-                row = session.get(AppState, status_key(self.platform.name))
+                row = session.get(AppState, status_key(self.key))
                 if row is None:
-                    session.add(AppState(key=status_key(self.platform.name), value=value, updated_at=now))
+                    session.add(AppState(key=status_key(self.key), value=value, updated_at=now))
                 else:
                     row.value, row.updated_at = value, now
         except Exception as error:  # noqa: BLE001 - the state is for show; the stream goes on
@@ -291,26 +293,30 @@ class StreamRunner:
 
 
 def ingest_lines(services: Services, now: datetime) -> dict[str, str]:
-    """How each enabled platform's mentions arrive, for Home and `/conversant status`."""
-    from bot.platforms.streams.registry import stream_source
+    """How each account's mentions arrive, for Home and `/conversant status`; by account id (the
+    platform's name when it has one account)."""
+    from bot.platforms.streams.registry import account_streams
 
     states = read_states(services)
+    streamed = {account.id: stream.source for account, stream in account_streams(services.settings, services.brand)}
     interval = services.settings.poll_interval_seconds
     lines = {}
-    for name in services.platforms:
-        source, state = stream_source(services.settings, name), states.get(name)
+    for account in services.brand.accounts:
+        if account.id not in services.brand.adapters:
+            continue
+        source, state = streamed.get(account.id), states.get(account.id)
         fresh = state is not None and state.updated_at and now - datetime.fromisoformat(state.updated_at) <= STALE_STATE
         if source is None:
-            lines[name] = f"polling every {interval} s"
+            lines[account.id] = f"polling every {interval} s"
         elif not fresh or state.source != source:
-            lines[name] = f"polling every {interval} s; no {source} consumer is running (`conversant worker` or `run` starts one)"
+            lines[account.id] = f"polling every {interval} s; no {source} consumer is running (`conversant worker` or `run` starts one)"
         elif state.state == "streaming":
             lag = state.lag_seconds(now)
-            lines[name] = (f"streaming ({source})" + (f", lag {_seconds(lag)}" if lag is not None else "")
-                           + f", {_reconnects(state.reconnects_last_hour(now))} in the last hour")
+            lines[account.id] = (f"streaming ({source})" + (f", lag {_seconds(lag)}" if lag is not None else "")
+                                 + f", {_reconnects(state.reconnects_last_hour(now))} in the last hour")
         else:
-            lines[name] = (f"polling every {interval} s: the {source} stream is down ({state.error or 'connecting'}), "
-                           f"{_reconnects(state.reconnects_last_hour(now))} in the last hour")
+            lines[account.id] = (f"polling every {interval} s: the {source} stream is down ({state.error or 'connecting'}), "
+                                 f"{_reconnects(state.reconnects_last_hour(now))} in the last hour")
     return lines
 
 
@@ -322,9 +328,9 @@ def _reconnects(count: int) -> str:
     return "1 reconnect" if count == 1 else f"{count} reconnects"
 
 
-def stream_lock_key(stream: MentionStream) -> int:
-    """An advisory lock of its own per stream, beside the scheduler's."""
-    return LOCK_KEY + 1 + zlib.crc32(f"{stream.platform}:{stream.source}".encode()) % 1_000_000
+def stream_lock_key(account: str, stream: MentionStream) -> int:
+    """An advisory lock of its own per account's stream, beside the scheduler's (one account: as before)."""
+    return LOCK_KEY + 1 + zlib.crc32(f"{account}:{stream.source}".encode()) % 1_000_000
 
 
 def _parse(value) -> datetime | None:
@@ -349,14 +355,14 @@ class Streams:
 
 
 def start_streams(services: Services) -> Streams:
-    from bot.platforms.streams.registry import enabled_streams
+    from bot.platforms.streams.registry import account_streams
 
-    streams = enabled_streams(services.settings, services.platforms)
+    streams = account_streams(services.settings, services.brand)
     if not streams:
         return Streams([], None)
     carder = Carder(services).start()
-    runners = [StreamRunner(services, stream, on_new=carder.wake).start() for stream in streams]
-    for stream in streams:
-        log.info("%s: streaming from %s (%s); polling every %ds goes on", stream.platform, stream.source, stream.endpoint,
-                 services.settings.poll_interval_seconds)
+    runners = [StreamRunner(services, stream, account=account, on_new=carder.wake).start() for account, stream in streams]
+    for runner in runners:
+        log.info("%s: streaming from %s (%s); polling every %ds goes on", runner.label, runner.stream.source,
+                 runner.stream.endpoint, services.settings.poll_interval_seconds)
     return Streams(runners, carder)

@@ -136,5 +136,5 @@ def status_text(services: Services) -> str:
             line = f"• {label}: working"
         else:
             line = f"• {label}: failing: {status.error}"
-        lines.append(f"{line} · {arrive[account.platform]}" if account.platform in arrive else line)
+        lines.append(f"{line} · {arrive[account.id]}" if account.id in arrive else line)
     return "\n".join(lines)

@@ -19,10 +19,12 @@ log = logging.getLogger(__name__)
 
 def home_view(services: Services, *, now: datetime) -> dict:
     today = stats.today(services.db, services.settings, now=now)
-    from bot.streaming import ingest_lines  # how each platform's mentions arrive: streamed or polled
+    from bot.streaming import ingest_lines  # how each account's mentions arrive: streamed or polled
 
     labels = [p.label for p in services.platforms.values()]
-    return views.home_view(services.settings, labels, today, now=now, arrive=ingest_lines(services, now),
+    brand, lines = services.brand, ingest_lines(services, now)
+    arrive = {brand.label(account): lines[account.id] for account in brand.accounts if account.id in lines}
+    return views.home_view(services.settings, labels, today, now=now, arrive=arrive,
                            link=lambda channel, ts: permalink(services.slack_client, channel, ts),
                            knowledge=knowledge.status(services.db))
 

@@ -114,7 +114,7 @@ def queue_message(text: str) -> dict:
 
 def home_view(settings, platform_labels: list[str], today: Today, *, now: datetime, arrive: dict[str, str] | None = None,
               link: Link = no_link, knowledge: KnowledgeStatus | None = None) -> dict:
-    """The Home tab; ``arrive`` says per platform how its mentions arrive (streamed or polled)."""
+    """The Home tab; ``arrive`` says per platform (or account, by its label) how its mentions arrive (streamed or polled)."""
     blocks: list[dict] = [
         header("Conversant"),
         _section(_status_line(today.paused)),
@@ -158,7 +158,7 @@ def _configuration(s, platform_labels: list[str], arrive: dict[str, str], pause,
     oncall = mention_list(s.slack_oncall) or "nobody (set SLACK_ONCALL)"
     return "\n".join([
         f"• Platforms: {', '.join(platform_labels) or 'none enabled'}",
-        *(f"• {label(name)}: {line}" for name, line in arrive.items()),
+        *(f"• {name}: {line}" for name, line in arrive.items()),
         f"• Review SLA: {human_minutes(s.review_sla_minutes)}; nudges at most every {human_minutes(s.nudge_repeat_minutes)}; escalation at {ESCALATE_AT}× the SLA",
         f"• On call: {oncall}",
         f"• Business hours: {business_hours.describe(s.business_hours)} ({s.digest_timezone.key})",

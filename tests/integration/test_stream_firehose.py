@@ -14,7 +14,7 @@ from bot.slack.payloads import ActionId
 from bot.config import load_settings
 from bot.db import migrate
 from bot.models import Conversation, State
-from bot.platforms.streams.registry import enabled_streams
+from bot.platforms.streams.registry import account_streams
 from bot.services import build_services
 from bot.streaming import Carder, StreamRunner
 from tests.conftest import eventually, serve_web, triage
@@ -46,7 +46,7 @@ def operator(bsky_network, tmp_path):
 
 @contextmanager
 def streaming(services):
-    [stream] = enabled_streams(services.settings, services.platforms)
+    [(_, stream)] = account_streams(services.settings, services.brand)
     carder = Carder(services).start()
     runner = StreamRunner(services, stream, on_new=carder.wake, backoff=(0.2,)).start()
     try:

@@ -17,7 +17,7 @@ from bot.models import Conversation, State, utcnow
 from bot.pipeline import STALE_CLAIM, poll_once
 from bot.platforms.base import MentionGone
 from bot.platforms.streams.jetstream import REWIND_US
-from bot.platforms.streams.registry import enabled_streams
+from bot.platforms.streams.registry import account_streams
 from bot.streaming import Carder, StreamRunner, read_states
 from tests.cli import CliPopen
 from tests.conftest import eventually, serve_web, triage
@@ -42,7 +42,7 @@ def streaming(make_services, jetstream):
     @contextmanager
     def run(services=None, **overrides):
         services = services or make_services(BLUESKY_STREAM="jetstream", BLUESKY_JETSTREAM_URL=jetstream.url, BRAND_KEYWORDS="Brandly", **overrides)
-        [stream] = enabled_streams(services.settings, services.platforms)
+        [(_, stream)] = account_streams(services.settings, services.brand)
         carder = Carder(services).start()
         runner = StreamRunner(services, stream, on_new=carder.wake, backoff=(0.05,)).start()
         started.append((runner, carder))
@@ -204,7 +204,7 @@ def test_on_postgresql_one_process_consumes_the_stream(make_services, jetstream,
         pytest.skip("SQLite serves one host: no leadership to share")
     model.reply_with(triage("Thanks!"))
     first, second = (make_services(BLUESKY_STREAM="jetstream", BLUESKY_JETSTREAM_URL=jetstream.url) for _ in range(2))
-    runners = [StreamRunner(s, enabled_streams(s.settings, s.platforms)[0], backoff=(0.05,)).start() for s in (first, second)]
+    runners = [StreamRunner(s, account_streams(s.settings, s.brand)[0][1], backoff=(0.05,)).start() for s in (first, second)]
     try:
         eventually(lambda: {r.state.state for r in runners} == {"streaming", "standby"})
         eventually(lambda: jetstream.connected == 1)

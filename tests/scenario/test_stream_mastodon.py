@@ -1,16 +1,18 @@
 """Mastodon mentions pushed by the user notification stream become cards at once; reconnects backfill."""
 from __future__ import annotations
 
+import textwrap
 from contextlib import contextmanager
 
 import pytest
 
 from bot.slack.payloads import ActionId
 from bot.ingest import load_cursors
-from bot.models import Conversation, State
+from bot.models import Conversation, State, utcnow
 from bot.pipeline import poll_once
-from bot.platforms.streams.registry import enabled_streams
-from bot.streaming import Carder, StreamRunner, read_states
+from bot.platforms.streams.registry import account_streams
+from bot.slack.commands import status_text
+from bot.streaming import Carder, StreamRunner, ingest_lines, read_states, start_streams
 from tests.conftest import eventually, serve_web, triage
 from tests.fakes.mastodon_streaming import FakeMastodonStreaming
 from tests.support import card_text, click
@@ -35,7 +37,7 @@ def streaming(make_services, mastodon):
     def run(services=None):
         services = services or make_services(BLUESKY_HANDLE="", BLUESKY_APP_PASSWORD="",
                                              MASTODON_API_BASE_URL=mastodon.base_url, MASTODON_ACCESS_TOKEN=TOKEN)
-        [stream] = enabled_streams(services.settings, services.platforms)
+        [(_, stream)] = account_streams(services.settings, services.brand)
         carder = Carder(services).start()
         runner = StreamRunner(services, stream, on_new=carder.wake, backoff=(0.05,)).start()
         started.append((runner, carder))
@@ -140,3 +142,41 @@ def test_doctor_checks_the_streaming_api(make_services, mastodon):
     run_doctor(services.settings, out=lines.append)
     assert any(line.startswith("  ok    Mastodon stream (mastodon): Mastodon streaming answers") for line in lines)
     assert any(r.path == "/api/v1/streaming/health" for r in mastodon.requests)
+
+
+TWO_ACCOUNTS = """
+    [[accounts]]
+    id = "main"
+    platform = "mastodon"
+    handle = "brand"
+    credentials = { MASTODON_API_BASE_URL = "FEDI_URL", MASTODON_ACCESS_TOKEN = "MAIN_TOKEN" }
+
+    [[accounts]]
+    id = "help"
+    platform = "mastodon"
+    handle = "brandhelp"
+    credentials = { MASTODON_API_BASE_URL = "FEDI_URL", MASTODON_ACCESS_TOKEN = "HELP_TOKEN" }
+"""
+
+
+def test_each_mastodon_account_is_streamed_on_its_own_token(make_services, mastodon, slack, model, tmp_path):
+    mastodon.add_account("brandhelp", display_name="Brand Help", token="help-token")
+    accounts = tmp_path / "accounts.toml"
+    accounts.write_text(textwrap.dedent(TWO_ACCOUNTS), encoding="utf-8")
+    services = make_services(BLUESKY_HANDLE="", BLUESKY_APP_PASSWORD="", CONVERSANT_ACCOUNTS=str(accounts),
+                             FEDI_URL=mastodon.base_url, MAIN_TOKEN=TOKEN, HELP_TOKEN="help-token")
+    model.reply_with(triage("Thanks!"))
+    streams = start_streams(services)
+    try:
+        eventually(lambda: mastodon.streaming == 2)  # one stream per account's token
+        mastodon.post("alice", "@brand the main account, streamed")
+        mastodon.post("bob", "@brandhelp the help account, streamed")
+        eventually(lambda: cards(slack, "main account, streamed") and cards(slack, "help account, streamed"))
+        assert {c.text.split(",")[0]: c.account for c in conversations(services)} == {
+            "@brand the main account": "main", "@brandhelp the help account": "help"}
+        eventually(lambda: all(line.startswith("streaming (mastodon)") for line in ingest_lines(services, utcnow()).values()))
+        status = status_text(services)
+        assert "Mastodon @brand: working · streaming (mastodon)" in status
+        assert "Mastodon @brandhelp: working · streaming (mastodon)" in status
+    finally:
+        streams.stop()

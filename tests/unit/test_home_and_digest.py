@@ -36,7 +36,7 @@ def test_the_home_tab_of_a_running_team(snapshot):
         queue=CardQueue(ready=3, drafting=1, by_urgency={"high": 1, "normal": 2}, oldest=NOON - timedelta(minutes=2)),
         waiting=waiting, paused=None)
     home = views.home_view(SETTINGS, ["Bluesky", "Mastodon"], today, now=NOON, link=link,
-                           arrive={"bluesky": "streamed (Jetstream), 2 s behind", "mastodon": "polled every 60 s"},
+                           arrive={"Bluesky": "streamed (Jetstream), 2 s behind", "Mastodon": "polled every 60 s"},
                            knowledge=KnowledgeStatus(articles=42, last_import=NOON - timedelta(days=1), source="help/"))
     text = str(home)
     assert "*Waiting for review* (3)" in text and "<@U_BOB> is on it" in text and "posting failed" in text

@@ -1,33 +1,56 @@
-"""The streams to run, from the settings and the enabled platforms.
+"""The streams to run, from the settings and the brand's accounts.
 
 X and Reddit have none: Reddit has no push API, and X's filtered stream needs a paid
 API tier; both are polled at POLL_INTERVAL_SECONDS.
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+from bot.accounts import Account
 from bot.config import Settings
 from bot.platforms.streams.base import MentionStream
 
+if TYPE_CHECKING:
+    from bot.brand import Brand
 
-def enabled_streams(settings: Settings, platforms: dict) -> list[MentionStream]:
-    streams: list[MentionStream] = []
-    bluesky = platforms.get("bluesky")
-    if bluesky is not None and settings.bluesky_stream == "jetstream":
+
+def account_streams(settings: Settings, brand: Brand) -> list[tuple[Account, MentionStream]]:
+    """The streams a worker runs, each with the account it reads for.
+
+    Mastodon pushes each account's notifications on that account's own stream: one per account.
+    A Bluesky stream (Jetstream, the firehose) carries the whole network's posts, so one
+    connection is kept, for the platform's first account; the brand's other Bluesky accounts
+    are polled.
+    """
+    streams = []
+    for account in brand.accounts:
+        adapter = brand.adapters.get(account.id)
+        if adapter is None or (account.platform == "bluesky" and account != brand.on("bluesky")[0]):
+            continue
+        stream = stream_for(settings, account.platform, adapter)
+        if stream is not None:
+            streams.append((account, stream))
+    return streams
+
+
+def stream_for(settings: Settings, platform: str, adapter) -> MentionStream | None:
+    """The stream of one account (its adapter's login), or None when ``platform`` is only polled."""
+    if platform == "bluesky" and settings.bluesky_stream == "jetstream":
         from bot.platforms.streams.jetstream import JetstreamStream
 
-        streams.append(JetstreamStream(bluesky, settings.bluesky_jetstream_url, keywords=settings.brand_keywords,
-                                       domains=settings.brand_allowed_domains))
-    elif bluesky is not None and settings.bluesky_stream == "firehose":
+        return JetstreamStream(adapter, settings.bluesky_jetstream_url, keywords=settings.brand_keywords,
+                               domains=settings.brand_allowed_domains)
+    if platform == "bluesky" and settings.bluesky_stream == "firehose":
         from bot.platforms.streams.firehose import FirehoseStream
 
-        streams.append(FirehoseStream(bluesky, settings.bluesky_firehose_url, keywords=settings.brand_keywords,
-                                      domains=settings.brand_allowed_domains))
-    mastodon = platforms.get("mastodon")
-    if mastodon is not None and settings.mastodon_stream:
+        return FirehoseStream(adapter, settings.bluesky_firehose_url, keywords=settings.brand_keywords,
+                              domains=settings.brand_allowed_domains)
+    if platform == "mastodon" and settings.mastodon_stream:
         from bot.platforms.streams.mastodon import MastodonStream
 
-        streams.append(MastodonStream(mastodon))
-    return streams
+        return MastodonStream(adapter)
+    return None
 
 
 def stream_source(settings: Settings, platform: str) -> str | None:
