@@ -295,10 +295,10 @@ class StreamRunner:
 def ingest_lines(services: Services, now: datetime) -> dict[str, str]:
     """How each account's mentions arrive, for Home and `/conversant status`; by account id (the
     platform's name when it has one account)."""
-    from bot.platforms.streams.registry import account_streams
+    from bot.platforms.streams.registry import streamed_accounts
 
     states = read_states(services)
-    streamed = {account.id: stream.source for account, stream in account_streams(services.settings, services.brand)}
+    streamed = streamed_accounts(services.settings, services.brand)
     interval = services.settings.poll_interval_seconds
     lines = {}
     for account in services.brand.accounts:

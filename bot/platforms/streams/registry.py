@@ -16,22 +16,23 @@ if TYPE_CHECKING:
 
 
 def account_streams(settings: Settings, brand: Brand) -> list[tuple[Account, MentionStream]]:
-    """The streams a worker runs, each with the account it reads for.
+    """The streams a worker runs, each with the account it reads for."""
+    sources = streamed_accounts(settings, brand)
+    return [(a, stream_for(settings, a.platform, brand.adapters[a.id])) for a in brand.accounts if a.id in sources]
+
+
+def streamed_accounts(settings: Settings, brand: Brand) -> dict[str, str]:
+    """The source that pushes each account's mentions, by account id; an account only polled is absent.
 
     Mastodon pushes each account's notifications on that account's own stream: one per account.
     A Bluesky stream (Jetstream, the firehose) carries the whole network's posts, so one
     connection is kept, for the platform's first account; the brand's other Bluesky accounts
     are polled.
     """
-    streams = []
-    for account in brand.accounts:
-        adapter = brand.adapters.get(account.id)
-        if adapter is None or (account.platform == "bluesky" and account != brand.on("bluesky")[0]):
-            continue
-        stream = stream_for(settings, account.platform, adapter)
-        if stream is not None:
-            streams.append((account, stream))
-    return streams
+    first_bluesky = next(iter(brand.on("bluesky")), None)
+    return {account.id: source for account in brand.accounts
+            if account.id in brand.adapters and (account.platform != "bluesky" or account == first_bluesky)
+            and (source := stream_source(settings, account.platform)) is not None}
 
 
 def stream_for(settings: Settings, platform: str, adapter) -> MentionStream | None:
@@ -50,6 +51,15 @@ def stream_for(settings: Settings, platform: str, adapter) -> MentionStream | No
         from bot.platforms.streams.mastodon import MastodonStream
 
         return MastodonStream(adapter)
+    return None
+
+
+def stream_source(settings: Settings, platform: str) -> str | None:
+    """The source that pushes ``platform``'s mentions, or None when it is only polled."""
+    if platform == "bluesky" and settings.bluesky_stream != "off":
+        return settings.bluesky_stream
+    if platform == "mastodon" and settings.mastodon_stream:
+        return "mastodon"
     return None
 
 
