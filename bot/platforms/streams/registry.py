@@ -37,29 +37,21 @@ def streamed_accounts(settings: Settings, brand: Brand) -> dict[str, str]:
 
 def stream_for(settings: Settings, platform: str, adapter) -> MentionStream | None:
     """The stream of one account (its adapter's login), or None when ``platform`` is only polled."""
-    if platform == "bluesky" and settings.bluesky_stream == "jetstream":
+    source = stream_source(settings, platform)
+    if source == "jetstream":
         from bot.platforms.streams.jetstream import JetstreamStream
 
         return JetstreamStream(adapter, settings.bluesky_jetstream_url, keywords=settings.brand_keywords,
                                domains=settings.brand_allowed_domains)
-    if platform == "bluesky" and settings.bluesky_stream == "firehose":
+    if source == "firehose":
         from bot.platforms.streams.firehose import FirehoseStream
 
         return FirehoseStream(adapter, settings.bluesky_firehose_url, keywords=settings.brand_keywords,
                               domains=settings.brand_allowed_domains)
-    if platform == "mastodon" and settings.mastodon_stream:
+    if source == "mastodon":
         from bot.platforms.streams.mastodon import MastodonStream
 
         return MastodonStream(adapter)
-    return None
-
-
-def stream_source(settings: Settings, platform: str) -> str | None:
-    """The source that pushes ``platform``'s mentions, or None when it is only polled."""
-    if platform == "bluesky" and settings.bluesky_stream != "off":
-        return settings.bluesky_stream
-    if platform == "mastodon" and settings.mastodon_stream:
-        return "mastodon"
     return None
 
 
