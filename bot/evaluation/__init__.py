@@ -334,7 +334,8 @@ def _draft_and_check(drafter: Drafter, prompts, settings: Settings, mention: Sam
         platform=mention.platform, author_handle=mention.author, author_name=mention.name,
         reason=mention.reason, text=mention.text, parent_text=mention.parent,
     )
-    outcome = make_draft(drafter, prompts, conversation, policy.reply_rules(rules, conversation, settings.brand_allowed_domains))
+    reply_rules = policy.reply_rules(rules, conversation, settings.brand_allowed_domains)
+    outcome = make_draft(drafter, prompts, conversation, reply_rules)
     if outcome.triage is None:
         result.error = outcome.error
         return result
@@ -347,17 +348,15 @@ def _draft_and_check(drafter: Drafter, prompts, settings: Settings, mention: Sam
         return result
     draft = rules.compose(triage.reply.strip(), mention.author)
     result.draft = draft
-    _check(result, draft, mention, rules, settings)
+    _check(result, draft, mention, rules, reply_rules)
     return result
 
 
-def _check(result: DraftResult, draft: str, mention: SampleMention, rules: PlatformFormat, settings: Settings) -> None:
+def _check(result: DraftResult, draft: str, mention: SampleMention, rules: PlatformFormat, reply_rules: policy.ReplyRules) -> None:
     result.length = rules.length(draft)
     result.checks["within_limit"] = result.length <= rules.limit
     if not result.checks["within_limit"]:
         result.problems.append(f"{result.length}/{rules.limit} characters")
-    reply_rules = policy.ReplyRules(platform_label=rules.label, limit=rules.limit, length=rules.length,
-                                    author_handle=mention.author, allowed_domains=settings.brand_allowed_domains)
     problems = policy.check(draft, reply_rules)
     result.checks["policy"] = not problems
     result.problems += [p for p in problems if not p.startswith("Too long")]

@@ -32,37 +32,20 @@ class CliPopen(subprocess.Popen):
         finally:
             os.close(pid_write)
         self.args = ["conversant", *args]  # what a failure or a left-over process is named by
-        self._pid_pipe = pid_read
-        self._conversant_pid: int | None = None
-
-    def conversant_pid(self) -> int | None:
-        """The forked `conversant` process's pid (None if it never started)."""
-        if self._pid_pipe is not None:
-            data = b""
-            while chunk := os.read(self._pid_pipe, 32):
-                data += chunk
-            os.close(self._pid_pipe)
-            self._pid_pipe = None
-            self._conversant_pid = int(data) if data.strip() else None
-        return self._conversant_pid
+        with os.fdopen(pid_read, "rb") as pid:
+            # The forked `conversant` process's pid; None if it never started (no zygote).
+            self.conversant_pid = int(pid.read() or 0) or None
 
     def send_signal(self, sig: int) -> None:
         if self.poll() is not None:
             return
-        pid = self.conversant_pid()
-        if pid is None:
+        if self.conversant_pid is None:
             super().send_signal(sig)
             return
         try:
-            os.kill(pid, sig)
+            os.kill(self.conversant_pid, sig)
         except ProcessLookupError:
             pass
-
-    def __del__(self, *args, **kwargs) -> None:
-        if getattr(self, "_pid_pipe", None) is not None:
-            os.close(self._pid_pipe)
-            self._pid_pipe = None
-        super().__del__(*args, **kwargs)
 
 
 def run(args: list[str], *, timeout: float | None = None, capture_output: bool = False, check: bool = False,

@@ -63,7 +63,7 @@ def serve(path: str) -> None:
 
     requesters: dict[int, socket.socket] = {}  # child pid -> the connection that asked for it
     while True:
-        readable = _select([listener, wake_read, STDIN, *requesters.values()])
+        readable, _, _ = select.select([listener, wake_read, STDIN, *requesters.values()], [], [])
         if STDIN in readable and not os.read(STDIN, 4096):  # the test run is over
             for pid in requesters:
                 _kill(pid)
@@ -141,15 +141,6 @@ def _receive(conn: socket.socket) -> tuple[dict, list[int]]:
             break
         data += more
     return json.loads(data), list(fds)
-
-
-def _select(waitables: list) -> set:
-    while True:
-        try:
-            readable, _, _ = select.select(waitables, [], [])
-            return set(readable)
-        except InterruptedError:
-            continue
 
 
 def _drain(sock: socket.socket) -> None:
